@@ -1,0 +1,70 @@
+/*
+ * proctitle.c - setproctitle() for Linux.
+ *
+ * Linux shows /proc/PID/cmdline, which is the argv area of the process.
+ * The environment strings follow argv in memory; we copy them elsewhere
+ * so the title may use both areas, as nginx and PostgreSQL do.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "common/proctitle.h"
+
+extern char **environ;
+
+static char	*title_start;
+static size_t	 title_len;
+
+void
+proctitle_init(int argc, char **argv)
+{
+	char	*end;
+	char   **newenv;
+	int	 i, n;
+
+	if (argc == 0 || argv[0] == NULL)
+		return;
+	end = argv[0] + strlen(argv[0]) + 1;
+	for (i = 1; i < argc; i++)
+		if (argv[i] == end)
+			end = argv[i] + strlen(argv[i]) + 1;
+	for (n = 0; environ[n] != NULL; n++)
+		;
+	newenv = calloc(n + 1, sizeof(*newenv));
+	if (newenv == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		if (environ[i] == end)
+			end = environ[i] + strlen(environ[i]) + 1;
+		newenv[i] = strdup(environ[i]);
+		if (newenv[i] == NULL)
+			return;
+	}
+	environ = newenv;
+	/* argv[] itself keeps pointing here; callers parsed options already. */
+	title_start = argv[0];
+	title_len = end - argv[0];
+}
+
+void
+proctitle_set(const char *fmt, ...)
+{
+	char	 buf[256];
+	va_list	 ap;
+	size_t	 len;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	prctl(PR_SET_NAME, buf + (strncmp(buf, "celeriacd: ", 11) == 0 ? 11 : 0));
+	if (title_start == NULL || title_len < 2)
+		return;
+	len = strlen(buf);
+	if (len > title_len - 1)
+		len = title_len - 1;
+	memcpy(title_start, buf, len);
+	memset(title_start + len, '\0', title_len - len);
+}

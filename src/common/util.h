@@ -1,0 +1,31 @@
+/*
+ * util.h - small helpers every role uses: allocation that fails loudly
+ * at start-up, clocks, and fd hygiene.
+ */
+#ifndef CELERIAC_UTIL_H
+#define CELERIAC_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The x* family calls fatal() on OOM: use at start-up and in the CLI only. */
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+char	*xstrdup(const char *);
+int	 xasprintf(char **, const char *, ...) __attribute__((format(printf, 2, 3)));
+
+int64_t	 mono_ms(void);		/* CLOCK_MONOTONIC in milliseconds */
+int64_t	 mono_us(void);		/* CLOCK_MONOTONIC in microseconds */
+double	 now_unix(void);	/* CLOCK_REALTIME as Unix seconds */
+
+int	 fd_cloexec(int fd);
+int	 fd_nonblock(int fd);
+/* Close every fd >= lowfd (close_range when the kernel has it). */
+void	 fd_close_from(int lowfd);
+
+/* Resident set size of pid from /proc, bytes; -1 if unknown. */
+int64_t	 proc_rss(int pid);
+
+const char *host_name(void);	/* cached gethostname() */
+
+#endif

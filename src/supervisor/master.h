@@ -1,0 +1,27 @@
+/*
+ * master.h - the supervisor's main loop: fork, reap, respawn, enforce
+ * hard time limits, reload and shut down.  It never talks to Redis or
+ * PostgreSQL and never runs a task.
+ */
+#ifndef CELERIAC_MASTER_H
+#define CELERIAC_MASTER_H
+
+#include "common/config.h"
+
+struct master_opts {
+	const char	*config_path;
+	const char	*queues;	/* --queues "a=4,b" or NULL: all */
+	int		 ready_fd;	/* -1, or told 'R' once ready (-d) */
+};
+
+/* Runs until shutdown; returns the process exit status. */
+int	master_run(struct config *cfg, const struct master_opts *);
+
+/*
+ * Apply a --queues filter to cfg: queues not named get concurrency 0,
+ * "name=N" sets the concurrency.  Returns 0 or -1 with err.
+ */
+int	master_filter_queues(struct config *cfg, const char *spec, char *err,
+	    size_t errlen);
+
+#endif

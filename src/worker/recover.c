@@ -1,0 +1,134 @@
+/*
+ * recover.c - a slot's new owner handles its predecessor's message.
+ *
+ * The message in the processing list was being run when the previous
+ * child died.  Why it died (recorded by the master in the scoreboard)
+ * and the task's acks_late setting decide between running it again and
+ * recording a failure, as Celery does: acks_late means at-least-once,
+ * the default is at-most-once.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "broker/deadletter.h"
+#include "broker/message.h"
+#include "broker/publish.h"
+#include "broker/redis.h"
+#include "common/log.h"
+#include "common/scoreboard.h"
+#include "worker/execute.h"
+#include "worker/recover.h"
+
+enum recover_action
+recover_decide(int kill_reason, int acks_late)
+{
+	switch (kill_reason) {
+	case SB_KILL_TIMELIMIT:
+		/* Running it again would hit the same limit. */
+		return RECOVER_FAIL_TIMELIMIT;
+	case SB_KILL_REVOKE:
+		return RECOVER_REVOKED;
+	default:
+		return acks_late ? RECOVER_REQUEUE : RECOVER_FAIL_LOST;
+	}
+}
+
+static void
+describe_exit(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "Worker exited prematurely: signal %d (SIG%s)",
+		    WTERMSIG(status), sigabbrev_np(WTERMSIG(status)) ?
+		    sigabbrev_np(WTERMSIG(status)) : "?");
+	else if (WIFEXITED(status))
+		snprintf(buf, len, "Worker exited prematurely: exitcode %d",
+		    WEXITSTATUS(status));
+	else
+		snprintf(buf, len, "Worker exited prematurely");
+}
+
+static int
+recover_one(struct worker *w, const char *raw, size_t len)
+{
+	struct task_msg		 m;
+	struct exec_target	 t;
+	char			 err[512], why[128], *meta = NULL, *env;
+	json_object		*em;
+	enum recover_action	 act;
+	int			 acks_late, rc;
+
+	if (msg_decode(raw, len, &m, err, sizeof(err)) == -1) {
+		char id[64], task[256];
+		dead_letter_peek_ids(raw, len, id, sizeof(id), task,
+		    sizeof(task));
+		return dead_letter_push(w->broker, w->queue->name, err, id,
+		    task, raw, len, w->processing);
+	}
+	acks_late = w->queue->acks_late;
+	if (exec_resolve(w->cfg, w->queue, m.task, &t, err, sizeof(err)) ==
+	    EXEC_OK)
+		acks_late = t.acks_late;
+	act = recover_decide(w->slot->last_kill, acks_late);
+	em = json_object_new_array();
+	switch (act) {
+	case RECOVER_REQUEUE:
+		log_notice("re-queueing %s[%s] left by a dead worker "
+		    "(acks_late)", m.task, m.id);
+		env = msg_encode_redelivered(&m);
+		rc = publish_restore(w->broker, w->queue->name,
+		    env ? env : raw, w->processing);
+		free(env);
+		json_object_put(em);
+		msg_clear(&m);
+		return rc;
+	case RECOVER_FAIL_TIMELIMIT:
+		json_object_array_add(em, json_object_new_double(
+		    w->slot->hard_limit_ms / 1000.0));
+		meta = msg_result_failure("FAILURE", m.id, "TimeLimitExceeded",
+		    "billiard.exceptions", em, NULL, m.parent_id);
+		log_notice("task %s[%s] killed by its hard time limit",
+		    m.task, m.id);
+		break;
+	case RECOVER_REVOKED:
+		json_object_array_add(em, json_object_new_string("terminated"));
+		meta = msg_result_failure("REVOKED", m.id, "TaskRevokedError",
+		    "celery.exceptions", em, NULL, m.parent_id);
+		break;
+	case RECOVER_FAIL_LOST:
+		describe_exit(w->slot->last_status, why, sizeof(why));
+		json_object_array_add(em, json_object_new_string(why));
+		meta = msg_result_failure("FAILURE", m.id, "WorkerLostError",
+		    "billiard.exceptions", em, NULL, m.parent_id);
+		log_notice("task %s[%s] lost: %s", m.task, m.id, why);
+		break;
+	}
+	json_object_put(em);
+	sb_task_end(w->slot, m.task, SB_FAILED, 0);
+	worker_finish(w, m.id, meta);
+	free(meta);
+	msg_clear(&m);
+	return 0;
+}
+
+int
+recover_slot(struct worker *w)
+{
+	redisReply	*r;
+	size_t		 i;
+	int		 rc = 0;
+
+	r = redis_command(w->broker, "LRANGE %s 0 -1", w->processing);
+	if (r == NULL)
+		return -1;
+	for (i = 0; i < r->elements; i++)
+		if (recover_one(w, r->element[i]->str, r->element[i]->len) ==
+		    -1)
+			rc = -1;
+	freeReplyObject(r);
+	/* Whatever happened is handled; the slot starts afresh. */
+	w->slot->last_kill = SB_KILL_NONE;
+	return rc;
+}

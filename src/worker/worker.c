@@ -1,0 +1,475 @@
+/*
+ * worker.c - the fetch -> run -> acknowledge loop of one slot.
+ *
+ * Order at start-up matters: limits and privileges are applied by the
+ * supervisor before worker_main() runs; here we only connect (never
+ * before fork, so no connection is shared), recover the slot, announce
+ * readiness, and loop.
+ */
+#include <sys/prctl.h>
+#include <sys/time.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/deadletter.h"
+#include "broker/message.h"
+#include "broker/result.h"
+#include "common/celeriac.h"
+#include "common/log.h"
+#include "common/proctitle.h"
+#include "common/util.h"
+#include "worker/execute.h"
+#include "worker/recover.h"
+#include "worker/worker.h"
+
+volatile sig_atomic_t worker_stop;
+volatile sig_atomic_t worker_soft;
+static int wake_pipe[2] = { -1, -1 };
+
+static void
+worker_signal(int sig)
+{
+	int saved = errno;
+
+	if (sig == SIGALRM)
+		worker_soft = 1;
+	else
+		worker_stop = 1;
+	/* Async-signal-safe; wakes a worker blocked in poll(). */
+	(void)!write(wake_pipe[1], "", 1);
+	errno = saved;
+}
+
+static void
+worker_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = worker_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	/* The master alone reacts to ^C; workers follow its SIGTERM. */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+}
+
+void
+worker_notify(struct worker *w)
+{
+	/* A full pipe means the master already has a wake-up pending. */
+	if (w->notify_fd >= 0)
+		(void)!write(w->notify_fd, "w", 1);
+}
+
+static void
+worker_disconnect(struct worker *w)
+{
+	if (w->backend && w->backend != w->broker)
+		redisFree(w->backend);
+	if (w->broker)
+		redisFree(w->broker);
+	w->broker = w->backend = NULL;
+	w->fetch.cmd = NULL;
+	if (w->fetch.sub) {
+		redisFree(w->fetch.sub);
+		w->fetch.sub = NULL;
+	}
+}
+
+int
+worker_connect(struct worker *w)
+{
+	char	err[256];
+	int	delay = 100, logged = 0;
+
+	worker_disconnect(w);
+	for (;;) {
+		w->broker = redis_connect(&w->broker_url, 2000, err,
+		    sizeof(err));
+		if (w->broker != NULL) {
+			if (redis_url_same_server(&w->broker_url,
+			    &w->backend_url))
+				w->backend = w->broker;
+			else
+				w->backend = redis_connect(&w->backend_url,
+				    2000, err, sizeof(err));
+			if (w->backend != NULL)
+				break;
+			redisFree(w->broker);
+			w->broker = NULL;
+		}
+		if (!logged++)
+			log_warnx("%s; retrying", err);
+		if (worker_stop && w->slot->state != SB_BUSY)
+			return -1;
+		usleep(delay * 1000);
+		if ((delay *= 2) > 5000)
+			delay = 5000;
+	}
+	if (logged)
+		log_notice("connected to the broker again");
+	w->fetch.cmd = w->broker;
+	w->fetch.sha[0] = '\0';
+	return 0;
+}
+
+void
+worker_finish(struct worker *w, const char *task_id, const char *meta)
+{
+	int rc, delay = 100;
+	redisReply *r;
+
+	for (;;) {
+		if (w->broker == NULL && worker_connect(w) == -1) {
+			/* Asked to stop while Redis is away: the message stays
+			 * in the processing list and is recovered later. */
+			log_warnx("stopping with the result of %s unsaved; "
+			    "the slot's next owner will handle it", task_id);
+			exit(EXIT_CLEAN);
+		}
+		if (meta == NULL) {
+			r = redis_command(w->broker, "DEL %s", w->processing);
+			rc = r ? 0 : -1;
+			if (r)
+				freeReplyObject(r);
+		} else if (w->backend == w->broker) {
+			rc = result_store(w->broker, task_id, meta,
+			    w->result_ttl_s, w->processing);
+		} else {
+			rc = result_store(w->backend, task_id, meta,
+			    w->result_ttl_s, NULL);
+			if (rc == 0) {
+				r = redis_command(w->broker, "DEL %s",
+				    w->processing);
+				rc = r ? 0 : -1;
+				if (r)
+					freeReplyObject(r);
+			}
+		}
+		if (rc == 0)
+			return;
+		log_warnx("cannot store the result of %s; keeping it and "
+		    "retrying", task_id);
+		worker_disconnect(w);
+		usleep(delay * 1000);
+		if ((delay *= 2) > 5000)
+			delay = 5000;
+	}
+}
+
+static void
+soft_timer(int64_t ms)
+{
+	struct itimerval it;
+
+	memset(&it, 0, sizeof(it));
+	it.it_value.tv_sec = ms / 1000;
+	it.it_value.tv_usec = (ms % 1000) * 1000;
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void
+store_failure(struct worker *w, const struct task_msg *m, const char *status,
+    const char *type, const char *module, json_object *exc_message,
+    const char *tb)
+{
+	char *meta;
+
+	meta = msg_result_failure(status, m->id, type, module, exc_message, tb,
+	    m->parent_id);
+	worker_finish(w, m->id, meta);
+	free(meta);
+}
+
+static void
+refuse(struct worker *w, const char *raw, size_t len, const char *reason,
+    const char *id, const char *task, const char *exc_type,
+    const char *exc_module)
+{
+	json_object	*em;
+	char		*meta;
+	int		 delay = 100;
+
+	log_warnx("refused message %s%s%s on queue %s: %s", id ? id : "",
+	    task && *task ? " " : "", task ? task : "", w->queue->name, reason);
+	if (id && *id) {
+		em = json_object_new_array();
+		json_object_array_add(em, json_object_new_string(reason));
+		meta = msg_result_failure("FAILURE", id, exc_type, exc_module,
+		    em, NULL, NULL);
+		json_object_put(em);
+		/* The result first: the dead letter then acknowledges. */
+		while (result_store(w->backend, id, meta, w->result_ttl_s,
+		    NULL) == -1) {
+			worker_connect(w);
+			usleep(delay * 1000);
+		}
+		free(meta);
+	}
+	while (dead_letter_push(w->broker, w->queue->name, reason, id, task,
+	    raw, len, w->processing) == -1) {
+		if (worker_connect(w) == -1)
+			exit(EXIT_CLEAN);
+		usleep(delay * 1000);
+	}
+}
+
+static void
+handle(struct worker *w, char *raw, size_t len)
+{
+	struct task_msg		 m;
+	struct exec_target	 t;
+	struct task_ctx		 ctx;
+	char			 err[512], id[64], task[256], *meta = NULL;
+	json_object		*em;
+	enum exec_status	 st;
+	int64_t			 soft_ms, hard_ms, t0;
+	double			 secs;
+	int			 rc;
+
+	if (msg_decode(raw, len, &m, err, sizeof(err)) == -1) {
+		dead_letter_peek_ids(raw, len, id, sizeof(id), task,
+		    sizeof(task));
+		refuse(w, raw, len, err, id, task,
+		    strstr(err, "refused") ? "ContentDisallowed" :
+		    "MalformedMessage",
+		    strstr(err, "refused") ? "kombu.exceptions" :
+		    "celeriac.errors");
+		return;
+	}
+	if (m.expires > 0 && now_unix() > m.expires) {
+		em = json_object_new_array();
+		json_object_array_add(em, json_object_new_string("expired"));
+		store_failure(w, &m, "REVOKED", "TaskRevokedError",
+		    "celery.exceptions", em, NULL);
+		json_object_put(em);
+		log_info("task %s[%s] expired", m.task, m.id);
+		msg_clear(&m);
+		return;
+	}
+	st = exec_resolve(w->cfg, w->queue, m.task, &t, err, sizeof(err));
+	if (st == EXEC_QUEUE_REFUSED) {
+		refuse(w, raw, len, err, m.id, m.task, "QueueNotAllowed",
+		    "celeriac.errors");
+		msg_clear(&m);
+		return;
+	}
+	if (st == EXEC_NOT_REGISTERED) {
+		log_warnx("received unregistered task %s[%s]", m.task, m.id);
+		em = json_object_new_array();
+		json_object_array_add(em, json_object_new_string(m.task));
+		store_failure(w, &m, "FAILURE", "NotRegistered",
+		    "celery.exceptions", em, NULL);
+		json_object_put(em);
+		msg_clear(&m);
+		return;
+	}
+
+	/* Per-message limits from the Celery header win over the config. */
+	soft_ms = m.soft_time_limit > 0 ? (int64_t)(m.soft_time_limit * 1000) :
+	    t.soft_ms;
+	hard_ms = m.time_limit > 0 ? (int64_t)(m.time_limit * 1000) : t.hard_ms;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.id = m.id;
+	ctx.name = m.task;
+	ctx.queue = w->queue->name;
+	ctx.retries = m.retries;
+	ctx.args = m.args;
+	ctx.kwargs = m.kwargs;
+	ctx.soft_timeout = &worker_soft;
+
+	sb_task_begin(w->slot, m.id, m.task, hard_ms);
+	sb_set_state(w->slot, SB_BUSY);
+	worker_notify(w);
+	proctitle_set("celeriacd: worker %s busy %s", w->name, m.task);
+	log_debug("task %s[%s] received", m.task, m.id);
+	if (w->cfg->track_started && !m.ignore_result && !t.ignore_result) {
+		json_object *info = json_object_new_object();
+		json_object_object_add(info, "pid",
+		    json_object_new_int(getpid()));
+		json_object_object_add(info, "hostname",
+		    json_object_new_string(w->cfg->hostname ?
+		    w->cfg->hostname : host_name()));
+		meta = msg_result_state("STARTED", m.id, info);
+		json_object_put(info);
+		if (result_store(w->backend, m.id, meta, w->result_ttl_s,
+		    NULL) == -1)
+			log_warnx("cannot store STARTED for %s", m.id);
+		free(meta);
+	}
+
+	worker_soft = 0;
+	if (soft_ms > 0)
+		soft_timer(soft_ms);
+	t0 = mono_us();
+	rc = exec_run(&t, &ctx);
+	secs = (mono_us() - t0) / 1e6;
+	soft_timer(0);
+
+	if (rc == 0) {
+		meta = (m.ignore_result || t.ignore_result) ? NULL :
+		    msg_result_success(m.id, ctx.result, m.parent_id);
+		log_debug("task %s[%s] succeeded in %.6fs", m.task, m.id,
+		    secs);
+	} else {
+		meta = msg_result_failure("FAILURE", m.id, ctx.exc_type,
+		    ctx.exc_module[0] ? ctx.exc_module : NULL, ctx.exc_message,
+		    ctx.traceback, m.parent_id);
+		log_notice("task %s[%s] failed in %.6fs: %s: %s", m.task, m.id,
+		    secs, ctx.exc_type, ctx.exc_message ?
+		    json_object_to_json_string_ext(ctx.exc_message, JSON_C_TO_STRING_PLAIN) : "");
+	}
+	worker_finish(w, m.id, meta);
+	free(meta);
+	sb_task_end(w->slot, m.task, rc == 0 ? SB_SUCCEEDED : SB_FAILED, secs);
+	task_ctx_clear(&ctx);
+	msg_clear(&m);
+}
+
+static void
+worker_idle(struct worker *w)
+{
+	sb_set_state(w->slot, SB_IDLE);
+	proctitle_set("celeriacd: worker %s idle", w->name);
+	worker_notify(w);
+}
+
+static int
+worker_over_limits(struct worker *w)
+{
+	int64_t rss;
+
+	if (w->max_tasks > 0 && w->done >= w->max_tasks) {
+		log_info("recycling after %llu tasks",
+		    (unsigned long long)w->done);
+		return 1;
+	}
+	rss = proc_rss(getpid());
+	w->slot->rss = rss;
+	if (w->queue->max_memory_per_child > 0 &&
+	    rss > w->queue->max_memory_per_child) {
+		log_info("recycling: resident memory %lld bytes is over "
+		    "max_memory_per_child", (long long)rss);
+		return 1;
+	}
+	return 0;
+}
+
+void
+worker_main(const struct worker_args *a)
+{
+	struct worker	 w;
+	char		 err[256], *raw, *from;
+	size_t		 len;
+	int		 rc, recovered;
+
+	memset(&w, 0, sizeof(w));
+	w.cfg = a->cfg;
+	w.queue = a->queue;
+	w.index = a->index;
+	w.slot = a->slot;
+	w.notify_fd = a->notify_fd;
+	w.result_ttl_s = a->cfg->result_expires_ms / 1000;
+	snprintf(w.name, sizeof(w.name), "%s#%d", a->queue->name, a->index);
+	snprintf(w.processing, sizeof(w.processing),
+	    "celeriac.processing.%s.%s.%d", a->cfg->hostname ?
+	    a->cfg->hostname : host_name(), a->queue->name, a->index);
+
+	{
+		char ident[160];
+		snprintf(ident, sizeof(ident), "worker %s", w.name);
+		log_set_ident(ident);
+	}
+	proctitle_set("celeriacd: worker %s starting", w.name);
+	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
+		log_warn("pipe");
+		exit(EXIT_CRASH);
+	}
+	worker_signals();
+	if (a->queue->max_tasks_per_child > 0) {
+		/* Up to 10% more, so a pool started together does not
+		 * recycle together. */
+		uint64_t mx = a->queue->max_tasks_per_child;
+		srandom(getpid() ^ (unsigned)mono_us());
+		w.max_tasks = mx + (mx >= 10 ? random() % (mx / 10 + 1) : 0);
+	}
+	if (redis_url_parse(a->cfg->broker, &w.broker_url, err,
+	    sizeof(err)) == -1 ||
+	    redis_url_parse(a->cfg->result_backend ? a->cfg->result_backend :
+	    a->cfg->broker, &w.backend_url, err, sizeof(err)) == -1) {
+		log_errx("%s", err);
+		exit(EXIT_NORESPAWN);
+	}
+	if (fetch_init(&w.fetch, NULL, &w.broker_url, a->queue->name,
+	    w.processing) == -1) {
+		log_errx("out of memory");
+		exit(EXIT_CRASH);
+	}
+	if (worker_connect(&w) == -1)
+		exit(EXIT_CLEAN);
+	recovered = recover_slot(&w) == 0;
+	if (!recovered)
+		log_warnx("recovery of %s incomplete; will retry",
+		    w.processing);
+	fetch_subscribe(&w.fetch);
+	worker_idle(&w);
+	log_debug("ready, consuming %s", a->queue->name);
+
+	while (!worker_stop) {
+		if (getppid() == 1) {
+			log_warnx("the master is gone; exiting");
+			break;
+		}
+		if (w.broker == NULL && worker_connect(&w) == -1)
+			break;
+		/* Never fetch on top of a message not yet recovered. */
+		if (!recovered && !(recovered = recover_slot(&w) == 0)) {
+			worker_disconnect(&w);
+			usleep(100 * 1000);
+			continue;
+		}
+		rc = fetch_try(&w.fetch, &raw, &len, &from);
+		if (rc == -1) {
+			worker_disconnect(&w);
+			continue;
+		}
+		if (rc == 0) {
+			char drain[64];
+			fetch_wait(&w.fetch, 1000, wake_pipe[0]);
+			while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
+				;
+			continue;
+		}
+		free(from);
+		handle(&w, raw, len);
+		free(raw);
+		w.done++;
+		if (worker_over_limits(&w)) {
+			worker_disconnect(&w);
+			fetch_free(&w.fetch);
+			exit(EXIT_RECYCLE);
+		}
+		worker_idle(&w);
+	}
+	sb_set_state(w.slot, SB_STOPPING);
+	worker_disconnect(&w);
+	fetch_free(&w.fetch);
+	log_debug("stopped after %llu tasks", (unsigned long long)w.done);
+	exit(EXIT_CLEAN);
+}

@@ -1,0 +1,964 @@
+/*
+ * check_message.c - task messages, result values, base64, ISO 8601 and
+ * Python repr against the Celery 5.2.6 captures in tests/fixtures/celery.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/message.h"
+
+#ifndef FIXTURES_DIR
+#error "FIXTURES_DIR must name tests/fixtures/celery"
+#endif
+
+#define ID_ARGS		"00000000-0000-4000-8000-000000000002"
+#define SEC_2030	1893553445.0	/* 2030-01-02T03:04:05Z */
+
+/* The whole of a fixture file, NUL-terminated; *len without the NUL. */
+static char *
+slurp(const char *name, size_t *len)
+{
+	char	 path[1024], *buf;
+	FILE	*fp;
+	long	 n;
+
+	snprintf(path, sizeof(path), "%s/%s", FIXTURES_DIR, name);
+	fp = fopen(path, "rb");
+	ck_assert_msg(fp != NULL, "cannot open %s", path);
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	rewind(fp);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(fread(buf, 1, (size_t)n, fp), n);
+	buf[n] = '\0';
+	fclose(fp);
+	if (len != NULL)
+		*len = (size_t)n;
+	return buf;
+}
+
+static json_object *
+fixture_json(const char *name)
+{
+	json_object	*o;
+	char		*s;
+
+	s = slurp(name, NULL);
+	o = json_tokener_parse(s);
+	ck_assert_msg(o != NULL, "%s is not JSON", name);
+	free(s);
+	return o;
+}
+
+static void
+decode_fixture(const char *name, struct task_msg *m)
+{
+	char	 err[MSG_ERRLEN], *s;
+	size_t	 len;
+
+	s = slurp(name, &len);
+	ck_assert_msg(msg_decode(s, len, m, err, sizeof(err)) == 0,
+	    "%s: %s", name, err);
+	free(s);
+}
+
+static int
+is_zeroed(const struct task_msg *m)
+{
+	static const struct task_msg zero;
+
+	return memcmp(m, &zero, sizeof(zero)) == 0;
+}
+
+/* Decode s and expect a refusal whose reason contains word. */
+static void
+expect_refused(const char *s, size_t len, const char *word)
+{
+	struct task_msg	 m;
+	char		 err[MSG_ERRLEN];
+
+	ck_assert_int_eq(msg_decode(s, len, &m, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, word) != NULL, "reason \"%s\" lacks \"%s\"",
+	    err, word);
+	ck_assert_ptr_null(strchr(err, '\n'));
+	ck_assert(is_zeroed(&m));
+}
+
+/*
+ * The envelope text with one change: section (NULL: the envelope itself)
+ * key set to the JSON text value, or removed if value is NULL.  Frees text.
+ */
+static char *
+edit(char *text, const char *section, const char *key, const char *value)
+{
+	json_object	*env, *obj;
+	char		*out;
+
+	env = json_tokener_parse(text);
+	free(text);
+	obj = env;
+	if (section != NULL)
+		ck_assert(json_object_object_get_ex(env, section, &obj));
+	if (value == NULL)
+		json_object_object_del(obj, key);
+	else
+		json_object_object_add(obj, key, json_tokener_parse(value));
+	out = strdup(json_object_to_json_string_ext(env,
+	    JSON_C_TO_STRING_PLAIN));
+	json_object_put(env);
+	return out;
+}
+
+/* task-reports-args-kwargs.json with one change, as edit(). */
+static char *
+edited(const char *section, const char *key, const char *value)
+{
+	return edit(slurp("task-reports-args-kwargs.json", NULL), section,
+	    key, value);
+}
+
+/* The same fixture with its body replaced by base64(text). */
+static char *
+with_body(const char *text)
+{
+	char	*b64, *q, *out;
+	size_t	 len;
+
+	b64 = msg_base64_encode((const unsigned char *)text, strlen(text));
+	len = strlen(b64) + 3;
+	q = malloc(len);
+	snprintf(q, len, "\"%s\"", b64);
+	out = edited(NULL, "body", q);
+	free(b64);
+	free(q);
+	return out;
+}
+
+static int
+has_fixture(const char *name)
+{
+	char	 path[1024];
+
+	snprintf(path, sizeof(path), "%s/%s", FIXTURES_DIR, name);
+	return access(path, R_OK) == 0;
+}
+
+static int
+ends_with(const char *s, const char *suffix)
+{
+	size_t	 a = strlen(s), b = strlen(suffix);
+
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+
+/*
+ * Every task-*.json envelope decodes; its raw text is kept; its args and
+ * kwargs are those of the captured .body.json.
+ */
+START_TEST(test_decode_all_fixtures)
+{
+	struct task_msg	 m;
+	struct dirent	*de;
+	json_object	*body, *env;
+	DIR		*dir;
+	char		 bname[512], *raw;
+	size_t		 len, stem;
+	int		 n = 0;
+
+	ck_assert_ptr_nonnull(dir = opendir(FIXTURES_DIR));
+	while ((de = readdir(dir)) != NULL) {
+		if (strncmp(de->d_name, "task-", 5) != 0 ||
+		    !ends_with(de->d_name, ".json") ||
+		    ends_with(de->d_name, ".body.json"))
+			continue;
+		decode_fixture(de->d_name, &m);
+		env = fixture_json(de->d_name);
+		ck_assert_str_eq(m.id, json_object_get_string(
+		    json_object_object_get(json_object_object_get(env,
+		    "headers"), "id")));
+		ck_assert(strncmp(m.task, "probe.", 6) == 0);
+		ck_assert(json_object_is_type(m.args, json_type_array));
+		ck_assert(json_object_is_type(m.kwargs, json_type_object));
+		ck_assert(json_object_is_type(m.embed, json_type_object));
+		ck_assert_str_eq(m.exchange, "");
+		ck_assert_ptr_nonnull(m.routing_key);
+		ck_assert_ptr_nonnull(m.delivery_tag);
+		ck_assert_ptr_nonnull(m.root_id);
+		ck_assert_ptr_nonnull(m.argsrepr);
+		raw = slurp(de->d_name, &len);
+		ck_assert_mem_eq(m.raw, raw, len + 1);
+		stem = strlen(de->d_name) - 5;
+		snprintf(bname, sizeof(bname), "%.*s.body.json", (int)stem,
+		    de->d_name);
+		if (has_fixture(bname)) {
+			body = fixture_json(bname);
+			ck_assert(json_object_equal(m.args,
+			    json_object_array_get_idx(body, 0)));
+			ck_assert(json_object_equal(m.kwargs,
+			    json_object_array_get_idx(body, 1)));
+			ck_assert(json_object_equal(m.embed,
+			    json_object_array_get_idx(body, 2)));
+			json_object_put(body);
+		}
+		free(raw);
+		json_object_put(env);
+		msg_clear(&m);
+		ck_assert(is_zeroed(&m));
+		msg_clear(&m);		/* twice is harmless */
+		n++;
+	}
+	closedir(dir);
+	ck_assert_int_eq(n, 35);
+}
+END_TEST
+
+START_TEST(test_decode_args_kwargs)
+{
+	struct task_msg	 m;
+	char		*r;
+
+	decode_fixture("task-reports-args-kwargs.json", &m);
+	ck_assert_str_eq(m.id, ID_ARGS);
+	ck_assert_str_eq(m.task, "probe.echo");
+	ck_assert_str_eq(m.root_id, ID_ARGS);
+	ck_assert_ptr_null(m.parent_id);
+	ck_assert_ptr_null(m.group);
+	ck_assert_str_eq(m.routing_key, "reports");
+	ck_assert_str_eq(m.delivery_tag,
+	    "916ca226-d8df-42a1-a0a8-62998b635dec");
+	ck_assert_int_eq(json_object_array_length(m.args), 8);
+	ck_assert_int_eq(json_object_get_int(json_object_object_get(m.kwargs,
+	    "report_id")), 42);
+	ck_assert_int_eq(m.priority, 0);
+	ck_assert_int_eq(m.retries, 0);
+	ck_assert_int_eq(m.ignore_result, 0);
+	ck_assert_int_eq(m.redelivered, 0);
+	ck_assert(m.eta == 0 && m.expires == 0);
+	ck_assert(m.time_limit == 0 && m.soft_time_limit == 0);
+	/* Our repr of the decoded values is Python's, byte for byte. */
+	r = msg_pyrepr(m.args);
+	ck_assert_str_eq(r, m.argsrepr);
+	free(r);
+	r = msg_pyrepr(m.kwargs);
+	ck_assert_str_eq(r, m.kwargsrepr);
+	free(r);
+	msg_clear(&m);
+}
+END_TEST
+
+START_TEST(test_decode_header_values)
+{
+	struct task_msg	 m;
+	double		 t;
+	int		 i;
+	char		 name[64];
+
+	decode_fixture("task-eta.json", &m);
+	ck_assert_double_eq_tol(m.eta, SEC_2030 + 0.678901, 1e-6);
+	ck_assert(m.expires == 0);
+	msg_clear(&m);
+	decode_fixture("task-expires-datetime.json", &m);
+	ck_assert(m.expires == SEC_2030 && m.eta == 0);
+	msg_clear(&m);
+	decode_fixture("task-expires-seconds.json", &m);
+	msg_parse_iso8601("2026-11-28T16:23:47.035816+00:00", &t);
+	ck_assert_double_eq_tol(m.expires, t, 1e-6);
+	msg_clear(&m);
+	decode_fixture("task-countdown-30.json", &m);
+	msg_parse_iso8601("2026-11-28T16:23:17.031547+00:00", &t);
+	ck_assert_double_eq_tol(m.eta, t, 1e-6);
+	msg_clear(&m);
+	decode_fixture("task-time-limits.json", &m);
+	ck_assert(m.time_limit == 30 && m.soft_time_limit == 20);
+	msg_clear(&m);
+	decode_fixture("task-retries-2.json", &m);
+	ck_assert_int_eq(m.retries, 2);
+	msg_clear(&m);
+	decode_fixture("task-ignore-result-headers.json", &m);
+	ck_assert_int_eq(m.ignore_result, 1);
+	msg_clear(&m);
+	decode_fixture("task-retry-republished-by-worker.json", &m);
+	ck_assert_int_eq(m.retries, 1);
+	ck_assert_str_eq(m.parent_id, m.id);
+	ck_assert(m.eta > 0);
+	msg_clear(&m);
+	decode_fixture("task-group-member-1.json", &m);
+	ck_assert_ptr_nonnull(m.group);
+	msg_clear(&m);
+	decode_fixture("task-requeued-after-reject.json", &m);
+	ck_assert_int_eq(m.redelivered, 1);
+	msg_clear(&m);
+	decode_fixture("task-restored-priority-9-lands-in-base-list.json", &m);
+	ck_assert(m.redelivered == 1 && m.priority == 9);
+	msg_clear(&m);
+	for (i = 0; i <= 9; i++) {
+		snprintf(name, sizeof(name), "task-priority-%d.json", i);
+		decode_fixture(name, &m);
+		ck_assert_int_eq(m.priority, i);
+		msg_clear(&m);
+	}
+}
+END_TEST
+
+/* Variations on a fixture that must still decode, with these values. */
+START_TEST(test_decode_variants)
+{
+	static const struct {
+		const char	*section, *key, *value;
+		int		 priority;
+		double		 hard, soft;
+	} cases[] = {
+		{ "properties", "priority", "42", 9, 0, 0 },
+		{ "properties", "priority", "-3", 0, 0, 0 },
+		{ "properties", "priority", "\"5\"", 0, 0, 0 },
+		{ "properties", "priority", "5.5", 0, 0, 0 },
+		{ "properties", "priority", NULL, 0, 0, 0 },
+		{ "headers", "timelimit", "[1.5, null]", 0, 1.5, 0 },
+		{ "headers", "timelimit", "[null, 2]", 0, 0, 2 },
+		{ "headers", "timelimit", "null", 0, 0, 0 },
+		{ "headers", "timelimit", "[-1, \"x\"]", 0, 0, 0 },
+	};
+	struct task_msg	 m;
+	char		 err[MSG_ERRLEN], *s;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = edited(cases[i].section, cases[i].key, cases[i].value);
+		ck_assert_msg(msg_decode(s, strlen(s), &m, err,
+		    sizeof(err)) == 0, "case %zu: %s", i, err);
+		ck_assert_int_eq(m.priority, cases[i].priority);
+		ck_assert(m.time_limit == cases[i].hard);
+		ck_assert(m.soft_time_limit == cases[i].soft);
+		msg_clear(&m);
+		free(s);
+	}
+	/* No body_encoding (absent or null): the body is the payload. */
+	for (i = 0; i < 2; i++) {
+		s = edit(edited(NULL, "body", "\"[[7], {}, null]\""),
+		    "properties", "body_encoding", i == 0 ? NULL : "null");
+		ck_assert_int_eq(msg_decode(s, strlen(s), &m, err,
+		    sizeof(err)), 0);
+		ck_assert_int_eq(json_object_get_int(
+		    json_object_array_get_idx(m.args, 0)), 7);
+		ck_assert_ptr_null(m.embed);
+		msg_clear(&m);
+		free(s);
+	}
+}
+END_TEST
+
+START_TEST(test_decode_refusals)
+{
+	static const struct {
+		const char	*section, *key, *value, *word;
+	} cases[] = {
+		{ NULL, "content-type", "\"application/x-python-serialize\"",
+		  "content-type application/x-python-serialize refused" },
+		{ NULL, "content-type", "\"application/x-yaml\"",
+		  "application/x-yaml refused" },
+		{ NULL, "content-type", "\"application/x-msgpack\"",
+		  "application/x-msgpack refused" },
+		{ NULL, "content-type", NULL, "content-type missing" },
+		{ NULL, "content-type", "\"a\\nb\"", "a?b refused" },
+		{ NULL, "content-encoding", "\"latin-1\"", "latin-1 refused" },
+		{ NULL, "body", "\"!!not base64!!\"", "base64" },
+		{ NULL, "body", "\"W10=\"", "[args, kwargs, embed]" },
+		{ NULL, "body", "42", "body" },
+		{ NULL, "body", NULL, "body" },
+		{ NULL, "headers", NULL, "headers missing" },
+		{ "headers", "task", NULL, "headers.task missing" },
+		{ "headers", "task", "7", "headers.task missing" },
+		{ "headers", "id", NULL, "headers.id missing" },
+		{ "headers", "id", "\"\"", "headers.id missing" },
+		{ "headers", "eta", "\"tomorrow\"", "headers.eta" },
+		{ "headers", "expires", "12", "headers.expires" },
+		{ "properties", "body_encoding", "\"gzip\"", "gzip refused" },
+	};
+	static const char *bodies[][2] = {
+		{ "[[1], {}]", "[args, kwargs, embed]" },
+		{ "{\"args\": []}", "[args, kwargs, embed]" },
+		{ "[{}, {}, {}]", "args is not an array" },
+		{ "[[], [], {}]", "kwargs is not an object" },
+		{ "[[], {}, 5]", "embed is not an object" },
+		{ "[[], {}, {}", "not valid JSON" },
+		{ "", "not valid JSON" },
+	};
+	static const char *raws[][2] = {
+		{ "hello", "malformed JSON envelope" },
+		{ "", "malformed JSON envelope" },
+		{ "{\"body\": ", "malformed JSON envelope" },
+		{ "[1, 2]", "not a JSON object" },
+		{ "{} {}", "malformed JSON envelope" },
+		{ "null", "not a JSON object" },
+	};
+	/* A protocol 1 message: everything is in the body, no task header. */
+	static const char proto1[] = "{\"body\": \"eyJ0YXNrIjogInByb2JlLmFkZCIs"
+	    "ICJpZCI6ICJ4IiwgImFyZ3MiOiBbMSwgMl0sICJrd2FyZ3MiOiB7fX0=\", "
+	    "\"content-type\": \"application/json\", \"content-encoding\": "
+	    "\"utf-8\", \"headers\": {}, \"properties\": {\"body_encoding\": "
+	    "\"base64\", \"delivery_tag\": \"t\"}}";
+	struct task_msg	 m;
+	char		*s;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = edited(cases[i].section, cases[i].key, cases[i].value);
+		expect_refused(s, strlen(s), cases[i].word);
+		free(s);
+	}
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		s = with_body(bodies[i][0]);
+		expect_refused(s, strlen(s), bodies[i][1]);
+		free(s);
+	}
+	for (i = 0; i < sizeof(raws) / sizeof(raws[0]); i++)
+		expect_refused(raws[i][0], strlen(raws[i][0]), raws[i][1]);
+	expect_refused(proto1, strlen(proto1), "not a Celery protocol 2");
+	/* A NUL inside the envelope is not JSON. */
+	s = slurp("task-priority-3.json", NULL);
+	s[40] = '\0';
+	expect_refused(s, 868, "malformed JSON envelope");
+	free(s);
+	ck_assert_int_eq(msg_decode(NULL, 0, &m, NULL, 0), -1);
+	ck_assert_int_eq(msg_decode("x", 1, NULL, NULL, 0), -1);
+}
+END_TEST
+
+/* The keys of an object, in order, joined with commas. */
+static void
+keys_of(json_object *o, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	json_object_object_foreach(o, k, v) {
+		(void)v;
+		strncat(buf, k, len - strlen(buf) - 2);
+		strcat(buf, ",");
+	}
+}
+
+START_TEST(test_encode_roundtrip)
+{
+	struct msg_new	 n;
+	struct task_msg	 m;
+	json_object	*env, *ref, *args, *kwargs;
+	char		 err[MSG_ERRLEN], a[512], b[512], *s;
+	char		 idbuf[37];
+	const char	*sec[] = { NULL, "headers", "properties" };
+	size_t		 i;
+
+	args = json_tokener_parse("[1, \"two\", 3.5, null, [\"it's\"]]");
+	kwargs = json_tokener_parse("{\"k\": \"v\", \"n\": {\"x\": true}}");
+	memset(&n, 0, sizeof(n));
+	n.task = "probe.echo";
+	n.id = ID_ARGS;
+	n.queue = "reports";
+	n.args = args;
+	n.kwargs = kwargs;
+	n.priority = 6;
+	n.retries = 3;
+	n.eta = SEC_2030 + 0.5;
+	n.expires = SEC_2030 + 60;
+	n.time_limit = 30;
+	n.soft_time_limit = 20.5;
+	n.root_id = "root";
+	n.parent_id = "parent";
+	n.ignore_result = 1;
+	n.origin = "gen1@host";
+	s = msg_encode(&n, idbuf);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(msg_decode(s, strlen(s), &m, err, sizeof(err)), 0);
+	ck_assert_str_eq(m.id, ID_ARGS);
+	ck_assert_str_eq(m.task, "probe.echo");
+	ck_assert_str_eq(m.routing_key, "reports");
+	ck_assert(json_object_equal(m.args, args));
+	ck_assert(json_object_equal(m.kwargs, kwargs));
+	ck_assert_int_eq(m.priority, 6);
+	ck_assert_int_eq(m.retries, 3);
+	ck_assert_double_eq_tol(m.eta, SEC_2030 + 0.5, 1e-6);
+	ck_assert(m.expires == SEC_2030 + 60);
+	ck_assert(m.time_limit == 30 && m.soft_time_limit == 20.5);
+	ck_assert_str_eq(m.root_id, "root");
+	ck_assert_str_eq(m.parent_id, "parent");
+	ck_assert_int_eq(m.ignore_result, 1);
+	ck_assert_int_eq(m.redelivered, 0);
+	ck_assert_str_eq(m.argsrepr, "[1, 'two', 3.5, None, [\"it's\"]]");
+	ck_assert_str_eq(m.kwargsrepr, "{'k': 'v', 'n': {'x': True}}");
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(
+	    m.headers, "origin")), "gen1@host");
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(
+	    m.headers, "eta")), "2030-01-02T03:04:05.500000+00:00");
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(
+	    m.headers, "expires")), "2030-01-02T03:05:05+00:00");
+	ck_assert_str_eq(json_object_to_json_string_ext(json_object_object_get(
+	    m.headers, "timelimit"), JSON_C_TO_STRING_PLAIN), "[30,20.5]");
+	ck_assert_int_eq(strlen(m.delivery_tag), 36);
+	/* Same keys in the same order as a real Celery client's message. */
+	env = json_tokener_parse(s);
+	ref = fixture_json("task-reports-args-kwargs.json");
+	for (i = 0; i < 3; i++) {
+		keys_of(sec[i] ? json_object_object_get(env, sec[i]) : env,
+		    a, sizeof(a));
+		keys_of(sec[i] ? json_object_object_get(ref, sec[i]) : ref,
+		    b, sizeof(b));
+		ck_assert_str_eq(a, b);
+	}
+	json_object_put(env);
+	json_object_put(ref);
+	msg_clear(&m);
+	free(s);
+
+	/* Defaults: fresh id, own root_id, [] / {}, null eta and limits. */
+	memset(&n, 0, sizeof(n));
+	n.task = "probe.add";
+	n.queue = "celery";
+	n.priority = 12;
+	s = msg_encode(&n, idbuf);
+	ck_assert_int_eq(msg_decode(s, strlen(s), &m, err, sizeof(err)), 0);
+	ck_assert_int_eq(strlen(idbuf), 36);
+	ck_assert_str_eq(m.id, idbuf);
+	ck_assert_str_eq(m.root_id, idbuf);
+	ck_assert_ptr_null(m.parent_id);
+	ck_assert_int_eq(m.priority, 9);
+	ck_assert(m.eta == 0 && m.expires == 0 && m.time_limit == 0);
+	ck_assert_str_eq(m.argsrepr, "[]");
+	ck_assert_str_eq(m.kwargsrepr, "{}");
+	ck_assert(strncmp(json_object_get_string(json_object_object_get(
+	    m.headers, "origin")), "gen", 3) == 0);
+	ck_assert_ptr_nonnull(strstr(s, "\"timelimit\":[null,null]"));
+	ck_assert_ptr_nonnull(strstr(s, "\"eta\":null,\"expires\":null"));
+	msg_clear(&m);
+	free(s);
+
+	/* argsrepr is capped as Celery caps it. */
+	json_object_put(args);
+	args = json_object_new_array();
+	for (i = 0; i < 1000; i++)
+		json_object_array_add(args, json_object_new_int(1000));
+	n.args = args;
+	s = msg_encode(&n, NULL);
+	ck_assert_int_eq(msg_decode(s, strlen(s), &m, err, sizeof(err)), 0);
+	ck_assert_int_eq(strlen(m.argsrepr), 1024 + 3);
+	ck_assert(ends_with(m.argsrepr, "..."));
+	ck_assert_int_eq(json_object_array_length(m.args), 1000);
+	msg_clear(&m);
+	free(s);
+
+	n.args = kwargs;		/* not an array */
+	ck_assert_ptr_null(msg_encode(&n, NULL));
+	n.args = NULL;
+	n.task = NULL;
+	ck_assert_ptr_null(msg_encode(&n, NULL));
+	ck_assert_ptr_null(msg_encode(NULL, NULL));
+	json_object_put(args);
+	json_object_put(kwargs);
+}
+END_TEST
+
+START_TEST(test_encode_redelivered)
+{
+	static const char *names[] = {
+		"task-reports-args-kwargs.json",
+		"task-requeued-after-reject.json",
+	};
+	struct task_msg	 m, m2;
+	json_object	*orig, *again;
+	char		 err[MSG_ERRLEN], *s;
+	size_t		 i;
+
+	for (i = 0; i < 2; i++) {
+		decode_fixture(names[i], &m);
+		s = msg_encode_redelivered(&m);
+		ck_assert_ptr_nonnull(s);
+		ck_assert_int_eq(msg_decode(s, strlen(s), &m2, err,
+		    sizeof(err)), 0);
+		ck_assert_int_eq(m2.redelivered, 1);
+		ck_assert_str_eq(m2.id, m.id);
+		ck_assert_str_eq(m2.delivery_tag, m.delivery_tag);
+		ck_assert_str_eq(m2.argsrepr, m.argsrepr);
+		ck_assert(json_object_equal(m2.args, m.args));
+		ck_assert(json_object_equal(m2.kwargs, m.kwargs));
+		ck_assert(json_object_get_boolean(json_object_object_get(
+		    m2.headers, "redelivered")));
+		/* Both flags set; everything else as it was. */
+		orig = json_tokener_parse(m.raw);
+		again = json_tokener_parse(s);
+		json_object_object_del(json_object_object_get(orig,
+		    "headers"), "redelivered");
+		json_object_object_del(json_object_object_get(again,
+		    "headers"), "redelivered");
+		ck_assert(json_object_get_boolean(json_object_object_get(
+		    json_object_object_get(json_object_object_get(again,
+		    "properties"), "delivery_info"), "redelivered")));
+		json_object_object_del(json_object_object_get(
+		    json_object_object_get(orig, "properties"),
+		    "delivery_info"), "redelivered");
+		json_object_object_del(json_object_object_get(
+		    json_object_object_get(again, "properties"),
+		    "delivery_info"), "redelivered");
+		ck_assert(json_object_equal(orig, again));
+		json_object_put(orig);
+		json_object_put(again);
+		msg_clear(&m2);
+		msg_clear(&m);
+		free(s);
+	}
+	ck_assert_ptr_null(msg_encode_redelivered(&m));
+}
+END_TEST
+
+/*
+ * Compare a result value (freed) with a fixture's (ref, put): same keys in
+ * the same order, equal values but date_done, which is "now" or null.
+ */
+static void
+result_like(char *s, json_object *ref, int want_date)
+{
+	json_object	*got, *dd;
+	char		 a[256], b[256];
+	double		 t;
+
+	ck_assert_ptr_nonnull(s);
+	got = json_tokener_parse(s);
+	keys_of(got, a, sizeof(a));
+	keys_of(ref, b, sizeof(b));
+	ck_assert_str_eq(a, b);
+	dd = json_object_object_get(got, "date_done");
+	if (want_date) {
+		ck_assert(json_object_is_type(dd, json_type_string));
+		ck_assert_int_eq(msg_parse_iso8601(json_object_get_string(dd),
+		    &t), 0);
+		ck_assert(fabs(t - (double)time(NULL)) < 5);
+		/* Naive UTC, as Python's utcnow().isoformat(). */
+		ck_assert_ptr_null(strchr(json_object_get_string(dd), '+'));
+	} else
+		ck_assert_ptr_null(dd);
+	json_object_object_del(got, "date_done");
+	json_object_object_del(ref, "date_done");
+	ck_assert_msg(json_object_equal(got, ref), "%s differs", s);
+	json_object_put(got);
+	json_object_put(ref);
+	free(s);
+}
+
+/* The result values we build match Celery's, fixture by fixture. */
+START_TEST(test_results)
+{
+	json_object	*ref, *v;
+
+	v = json_object_new_int(5);
+	result_like(msg_result_success("00000000-0000-4000-9000-000000000001",
+	    v, NULL), fixture_json("result-success.json"), 1);
+	json_object_put(v);
+	ref = fixture_json("result-link-callback.json");
+	result_like(msg_result_success("00000000-0000-4000-9000-000000000021",
+	    json_object_object_get(ref, "result"),
+	    "00000000-0000-4000-9000-000000000020"), ref, 1);
+
+	ref = fixture_json("result-failure.json");
+	v = json_tokener_parse("[\"boom: bad input\"]");
+	result_like(msg_result_failure("FAILURE",
+	    "00000000-0000-4000-9000-000000000003", "ValueError", "builtins",
+	    v, json_object_get_string(json_object_object_get(ref,
+	    "traceback")), NULL), ref, 1);
+	json_object_put(v);
+
+	v = json_tokener_parse("[\"terminated\"]");
+	result_like(msg_result_failure("REVOKED",
+	    "00000000-0000-4000-9000-000000000010", "TaskRevokedError",
+	    "celery.exceptions", v, NULL, NULL),
+	    fixture_json("result-revoked-terminate.json"), 1);
+	json_object_put(v);
+
+	/* RETRY is not a ready state: date_done null.  Children are ours. */
+	ref = fixture_json("result-retry.json");
+	json_object_object_add(ref, "children", json_object_new_array());
+	v = json_tokener_parse("[\"transient r1\"]");
+	result_like(msg_result_failure("RETRY",
+	    "00000000-0000-4000-9000-000000000008", "KeyError", "builtins",
+	    v, json_object_get_string(json_object_object_get(ref,
+	    "traceback")), NULL), ref, 0);
+	json_object_put(v);
+
+	v = json_tokener_parse("{\"pid\": 2918, \"hostname\": \"w1@probe\"}");
+	result_like(msg_result_state("STARTED",
+	    "00000000-0000-4000-9000-000000000102", v),
+	    fixture_json("result-started.json"), 0);
+	json_object_put(v);
+	v = json_tokener_parse("{\"current\": 0, \"total\": 3}");
+	result_like(msg_result_state("PROGRESS",
+	    "00000000-0000-4000-9000-000000000009", v),
+	    fixture_json("result-progress-custom-state.json"), 0);
+	json_object_put(v);
+}
+END_TEST
+
+START_TEST(test_results_edges)
+{
+	static const char head[] = "{\"status\":\"FAILURE\",\"result\":"
+	    "{\"exc_type\":\"NotRegistered\",\"exc_message\":[],"
+	    "\"exc_module\":null},\"traceback\":null,\"children\":[],"
+	    "\"date_done\":\"";
+	char	*s;
+
+	/* exc_message NULL is [], exc_module NULL is null. */
+	s = msg_result_failure("FAILURE", "t1", "NotRegistered", NULL, NULL,
+	    NULL, "p1");
+	ck_assert(strncmp(s, head, sizeof(head) - 1) == 0);
+	ck_assert(ends_with(s, "\",\"parent_id\":\"p1\",\"task_id\":\"t1\"}"));
+	free(s);
+	s = msg_result_state("STARTED", "t2", NULL);
+	ck_assert_str_eq(s, "{\"status\":\"STARTED\",\"result\":null,"
+	    "\"traceback\":null,\"children\":[],\"date_done\":null,"
+	    "\"task_id\":\"t2\"}");
+	free(s);
+	ck_assert_ptr_null(msg_result_state(NULL, "t", NULL));
+	ck_assert_ptr_null(msg_result_success(NULL, NULL, NULL));
+}
+END_TEST
+
+START_TEST(test_base64)
+{
+	static const char *vec[][2] = {
+		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
+		{ "foobar", "Zm9vYmFy" }, { "\xff\xfe?>", "//4/Pg==" },
+	};
+	static const char *bad[] = {
+		"Zg=", "Zg", "Zm9vY", "Zm 9v", "Zm9v\n", "Zg==Zg==", "====",
+		"Z===", "Zm=v", "Zm9*", "Zm9v\x80" "AAA",
+	};
+	unsigned char	 all[256], *d;
+	char		*e, *env, *body, name[512];
+	size_t		 i, len, blen, n;
+	json_object	*o;
+	struct dirent	*de;
+	DIR		*dir;
+
+	for (i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+		e = msg_base64_encode((const unsigned char *)vec[i][0],
+		    strlen(vec[i][0]));
+		ck_assert_str_eq(e, vec[i][1]);
+		d = msg_base64_decode(e, strlen(e), &len);
+		ck_assert_uint_eq(len, strlen(vec[i][0]));
+		ck_assert_mem_eq(d, vec[i][0], len + 1);
+		free(d);
+		free(e);
+	}
+	for (i = 0; i < 256; i++)
+		all[i] = (unsigned char)(255 - i);
+	for (n = 0; n <= 256; n += 1 + n / 7) {
+		e = msg_base64_encode(all, n);
+		d = msg_base64_decode(e, strlen(e), &len);
+		ck_assert_uint_eq(len, n);
+		ck_assert_mem_eq(d, all, n);
+		free(d);
+		free(e);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		len = 99;
+		ck_assert_msg(msg_base64_decode(bad[i], strlen(bad[i]),
+		    &len) == NULL, "accepted \"%s\"", bad[i]);
+		ck_assert_uint_eq(len, 0);
+	}
+	/* Each captured body decodes to the captured .body.json bytes. */
+	ck_assert_ptr_nonnull(dir = opendir(FIXTURES_DIR));
+	for (n = 0; (de = readdir(dir)) != NULL; ) {
+		/*
+		 * The event captures had traceback paths edited in their
+		 * .body.json only; the task and pidbox ones are untouched.
+		 */
+		if (!ends_with(de->d_name, ".body.json") ||
+		    strncmp(de->d_name, "event-", 6) == 0)
+			continue;
+		snprintf(name, sizeof(name), "%.*s.json",
+		    (int)(strlen(de->d_name) - 10), de->d_name);
+		env = slurp(name, NULL);
+		body = slurp(de->d_name, &blen);
+		o = json_tokener_parse(env);
+		e = (char *)json_object_get_string(json_object_object_get(o,
+		    "body"));
+		d = msg_base64_decode(e, strlen(e), &len);
+		ck_assert_msg(d != NULL && len == blen &&
+		    memcmp(d, body, len) == 0, "%s", name);
+		free(d);
+		json_object_put(o);
+		free(body);
+		free(env);
+		n++;
+	}
+	closedir(dir);
+	ck_assert_uint_ge(n, 60);
+}
+END_TEST
+
+START_TEST(test_iso8601)
+{
+	static const struct {
+		const char	*s;
+		double		 t;
+	} good[] = {
+		{ "2030-01-02T03:04:05.678901+00:00", SEC_2030 + 0.678901 },
+		{ "2030-01-02T03:04:05+00:00", SEC_2030 },
+		{ "2030-01-02T03:04:05Z", SEC_2030 },
+		{ "2030-01-02T03:04:05", SEC_2030 },
+		{ "2030-01-02T03:04:05.5Z", SEC_2030 + 0.5 },
+		{ "2030-01-02T03:04:05.123456789", SEC_2030 + 0.123456789 },
+		{ "2030-01-01T21:34:05-05:30", SEC_2030 },
+		{ "2030-01-02T04:04:05.25+01:00", SEC_2030 + 0.25 },
+		{ "2028-02-29T00:00:00", 1835395200.0 },
+		{ "1970-01-01T00:00:00+00:00", 0.0 },
+	};
+	static const char *bad[] = {
+		"", "2030", "2030-01-02", "2030-01-02 03:04:05",
+		"2030-01-02T03:04:05.", "2030-01-02T03:04:05.1234567890",
+		"2030-13-02T03:04:05", "2030-02-30T03:04:05",
+		"2029-02-29T00:00:00", "2030-01-02T24:00:00",
+		"2030-01-02T03:60:05", "2030-01-02T03:04:05+0100",
+		"2030-01-02T03:04:05+01", "2030-01-02T03:04:05Zjunk",
+		"2030-01-02T03:04:05 ", "2030-1-02T03:04:05",
+		"2030-01-02T03:04:05+24:00", "x030-01-02T03:04:05",
+	};
+	char	 buf[40];
+	double	 t;
+	size_t	 i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ck_assert_msg(msg_parse_iso8601(good[i].s, &t) == 0, "%s",
+		    good[i].s);
+		ck_assert_double_eq_tol(t, good[i].t, 1e-6);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(msg_parse_iso8601(bad[i], &t) == -1, "%s",
+		    bad[i]);
+	ck_assert_int_eq(msg_parse_iso8601(NULL, &t), -1);
+
+	msg_format_date_done(SEC_2030 + 0.678901, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "2030-01-02T03:04:05.678901");
+	msg_format_date_done(SEC_2030, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "2030-01-02T03:04:05");
+	msg_format_date_done(SEC_2030 + 0.9999996, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "2030-01-02T03:04:06");
+	msg_format_iso8601(SEC_2030 + 0.5, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "2030-01-02T03:04:05.500000+00:00");
+	msg_format_iso8601(SEC_2030, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "2030-01-02T03:04:05+00:00");
+	msg_format_iso8601(0, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "1970-01-01T00:00:00+00:00");
+	msg_format_iso8601(1764346966.271794, buf, sizeof(buf));
+	ck_assert_int_eq(msg_parse_iso8601(buf, &t), 0);
+	ck_assert_double_eq_tol(t, 1764346966.271794, 1e-6);
+	msg_format_iso8601(NAN, buf, sizeof(buf));
+	ck_assert_int_eq(msg_parse_iso8601(buf, &t), 0);
+	msg_format_iso8601(1e300, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "9999-12-31T23:59:59+00:00");
+}
+END_TEST
+
+START_TEST(test_pyrepr)
+{
+	/* Expected values printed by Python 3.11: repr(json.loads(in)). */
+	static const char *cases[][2] = {
+	{ "null", "None" }, { "true", "True" }, { "false", "False" },
+	{ "0", "0" }, { "-5", "-5" },
+	{ "12345678901234567890", "12345678901234567890" },
+	{ "3.5", "3.5" }, { "1e20", "1e+20" }, { "1.0", "1.0" },
+	{ "0.1", "0.1" }, { "1e16", "1e+16" },
+	{ "1e15", "1000000000000000.0" }, { "1e-5", "1e-05" },
+	{ "0.0001", "0.0001" }, { "-0.0", "-0.0" },
+	{ "123456789.123", "123456789.123" }, { "1.5e-7", "1.5e-07" },
+	{ "2.5e-300", "2.5e-300" },
+	{ "1.7976931348623157e308", "1.7976931348623157e+308" },
+	{ "5e-324", "5e-324" }, { "-2.0", "-2.0" }, { "100.0", "100.0" },
+	{ "1e22", "1e+22" }, { "0.30000000000000004", "0.30000000000000004" },
+	{ "\"it's\"", "\"it's\"" },
+	{ "\"a\\\"b'c\"", "'a\"b\\'c'" },
+	{ "\"plain\"", "'plain'" },
+	{ "\"back\\\\slash\"", "'back\\\\slash'" },
+	{ "\"tab\\t nl\\n cr\\r\"", "'tab\\t nl\\n cr\\r'" },
+	{ "\"\\u0001\\u007f\\u0000\"", "'\\x01\\x7f\\x00'" },
+	{ "\"\\u00fcn\\u00efc\\u00f8d\\u00e9 \\u2713\"",
+	  "'\xc3\xbcn\xc3\xaf" "c\xc3\xb8" "d\xc3\xa9 \xe2\x9c\x93'" },
+	{ "\"\\u00a0\\u00ad\"", "'\\xa0\\xad'" },
+	{ "\"\\u200b\\u2028\"", "'\\u200b\\u2028'" },
+	{ "\"\\ud83d\\ude00\"", "'\xf0\x9f\x98\x80'" },
+	{ "\"\\ue000\"", "'\\ue000'" },
+	{ "\"\\udb80\\udc00\"", "'\\U000f0000'" },
+	{ "\"\\u0085\"", "'\\x85'" },
+	{ "[]", "[]" }, { "{}", "{}" },
+	{ "[1, [2, [3, {\"k\": [null]}]]]", "[1, [2, [3, {'k': [None]}]]]" },
+	{ "{\"a\": 1, \"b'\": \"x\", \"c\": [true, false]}",
+	  "{'a': 1, \"b'\": 'x', 'c': [True, False]}" },
+	};
+	json_object	*o;
+	char		*r;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		o = json_tokener_parse(cases[i][0]);
+		r = msg_pyrepr(o);
+		ck_assert_msg(r != NULL && strcmp(r, cases[i][1]) == 0,
+		    "repr(%s) = %s, want %s", cases[i][0], r, cases[i][1]);
+		free(r);
+		json_object_put(o);
+	}
+	r = msg_pyrepr(NULL);
+	ck_assert_str_eq(r, "None");
+	free(r);
+	/* Bytes that are not UTF-8 (json-c lets them through) are shown. */
+	o = json_object_new_string_len("a\xff\xc3", 3);
+	r = msg_pyrepr(o);
+	ck_assert_str_eq(r, "'a\\xff\\xc3'");
+	free(r);
+	json_object_put(o);
+}
+END_TEST
+
+static Suite *
+message_suite(void)
+{
+	Suite	*s = suite_create("message");
+	TCase	*tc;
+
+	tc = tcase_create("decode");
+	tcase_add_test(tc, test_decode_all_fixtures);
+	tcase_add_test(tc, test_decode_args_kwargs);
+	tcase_add_test(tc, test_decode_header_values);
+	tcase_add_test(tc, test_decode_variants);
+	tcase_add_test(tc, test_decode_refusals);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("encode");
+	tcase_add_test(tc, test_encode_roundtrip);
+	tcase_add_test(tc, test_encode_redelivered);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("result");
+	tcase_add_test(tc, test_results);
+	tcase_add_test(tc, test_results_edges);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("codecs");
+	tcase_add_test(tc, test_base64);
+	tcase_add_test(tc, test_iso8601);
+	tcase_add_test(tc, test_pyrepr);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner	*sr;
+	int	 failed;
+
+	sr = srunner_create(message_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
