@@ -170,46 +170,53 @@ fetch_enable_notifications(struct fetcher *f)
 int
 fetch_subscribe(struct fetcher *f)
 {
-	char		 err[256], chan[300];
-	const char	*argv[1 + MSG_NBUCKETS];
+	char		 err[256];
+	const char	*argv[2 + MSG_NBUCKETS];
 	char		 chans[MSG_NBUCKETS][300];
-	int		 i;
+	int		 i, argc = 0, notify;
 	void		*vr;
 
 	if (f->sub) {
 		redisFree(f->sub);
 		f->sub = NULL;
 	}
-	if (fetch_enable_notifications(f) == -1) {
-		if (f->notify != -1)
-			log_warnx("keyspace notifications unavailable (CONFIG "
-			    "refused); polling queues every %d ms",
-			    FETCH_FALLBACK_POLL_MS);
+	notify = fetch_enable_notifications(f) == 0;
+	if (!notify && f->notify != -1) {
+		log_warnx("keyspace notifications unavailable (CONFIG "
+		    "refused); polling queues every %d ms",
+		    FETCH_FALLBACK_POLL_MS);
 		f->notify = -1;
-		return -1;
 	}
 	if ((f->sub = redis_connect(&f->url, 2000, err, sizeof(err))) == NULL) {
 		log_warnx("notifications: %s", err);
+		if (f->notify == 1)
+			f->notify = 0;
 		return -1;
 	}
-	argv[0] = "SUBSCRIBE";
-	for (i = 0; i < MSG_NBUCKETS; i++) {
+	argv[argc++] = "SUBSCRIBE";
+	if (f->extra_channel)
+		argv[argc++] = f->extra_channel;
+	for (i = 0; notify && i < MSG_NBUCKETS; i++) {
 		snprintf(chans[i], sizeof(chans[i]), "__keyspace@%d__:%s",
 		    f->url.db, f->lists[i]);
-		argv[1 + i] = chans[i];
+		argv[argc++] = chans[i];
 	}
-	(void)chan;
-	if (redisAppendCommandArgv(f->sub, 1 + MSG_NBUCKETS, argv, NULL) !=
-	    REDIS_OK)
+	if (argc == 1) {
+		redisFree(f->sub);
+		f->sub = NULL;
+		return -1;
+	}
+	if (redisAppendCommandArgv(f->sub, argc, argv, NULL) != REDIS_OK)
 		goto fail;
 	/* One confirmation per channel. */
-	for (i = 0; i < MSG_NBUCKETS; i++) {
+	for (i = 1; i < argc; i++) {
 		if (redisGetReply(f->sub, &vr) != REDIS_OK)
 			goto fail;
 		freeReplyObject(vr);
 	}
-	f->notify = 1;
-	return 0;
+	if (notify)
+		f->notify = 1;
+	return notify ? 0 : -1;
 fail:
 	log_warnx("notifications: subscribe: %s", f->sub->errstr);
 	redisFree(f->sub);
@@ -226,12 +233,42 @@ fetch_drain(struct fetcher *f)
 	if (redisBufferRead(f->sub) != REDIS_OK)
 		return -1;
 	for (;;) {
+		redisReply *r;
 		if (redisGetReplyFromReader(f->sub, &vr) != REDIS_OK)
 			return -1;
 		if (vr == NULL)
 			return 0;
-		freeReplyObject(vr);
+		r = vr;
+		if (f->on_message && f->extra_channel &&
+		    r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+		    r->element[1]->type == REDIS_REPLY_STRING &&
+		    strcmp(r->element[1]->str, f->extra_channel) == 0 &&
+		    r->element[2]->type == REDIS_REPLY_STRING)
+			f->on_message(f->cb_arg, r->element[1]->str,
+			    r->element[2]->str, r->element[2]->len);
+		freeReplyObject(r);
 	}
+}
+
+int
+fetch_poll_messages(struct fetcher *f)
+{
+	struct pollfd pfd;
+
+	if (f->sub == NULL)
+		return 0;
+	pfd.fd = f->sub->fd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 0) <= 0)
+		return 0;
+	if (fetch_drain(f) == -1) {
+		redisFree(f->sub);
+		f->sub = NULL;
+		if (f->notify == 1)
+			f->notify = 0;
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -240,8 +277,9 @@ fetch_wait(struct fetcher *f, int timeout_ms, int wake_fd)
 	struct pollfd	pfd[2];
 	int		n = 0, rc;
 
-	if (f->sub == NULL && fetch_subscribe(f) == -1 &&
-	    timeout_ms > FETCH_FALLBACK_POLL_MS)
+	if (f->sub == NULL)
+		fetch_subscribe(f);
+	if (f->notify != 1 && timeout_ms > FETCH_FALLBACK_POLL_MS)
 		timeout_ms = FETCH_FALLBACK_POLL_MS;
 	if (f->sub) {
 		pfd[n].fd = f->sub->fd;
@@ -260,6 +298,8 @@ fetch_wait(struct fetcher *f, int timeout_ms, int wake_fd)
 			    "reconnecting");
 			redisFree(f->sub);
 			f->sub = NULL;
+			if (f->notify == 1)
+				f->notify = 0;
 		}
 	}
 	return 0;

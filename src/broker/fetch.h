@@ -29,6 +29,11 @@ struct fetcher {
 	char			*processing;
 	char			 sha[41];
 	int			 notify;	/* notifications are on */
+	/* Messages on other subscribed channels (control) go here. */
+	const char		*extra_channel;
+	void			(*on_message)(void *, const char *channel,
+				    const char *payload, size_t len);
+	void			*cb_arg;
 };
 
 int	fetch_init(struct fetcher *, redisContext *cmd, const struct redis_url *,
@@ -50,5 +55,8 @@ int	fetch_wait(struct fetcher *, int timeout_ms, int wake_fd);
 
 /* (Re)connect the notification connection; 0 or -1. */
 int	fetch_subscribe(struct fetcher *);
+
+/* Deliver pending channel messages without blocking; 0 or -1. */
+int	fetch_poll_messages(struct fetcher *);
 
 #endif

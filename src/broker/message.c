@@ -52,13 +52,93 @@ msg_seterr(char *err, size_t errlen, const char *fmt, ...)
 static void
 msg_safename(const char *s, char *buf, size_t len)
 {
-	size_t	 i;
+	size_t		 i;
+	unsigned char	 c;
 
-	for (i = 0; s[i] != '\0' && i + 1 < len; i++)
-		buf[i] = s[i] < 0x20 || s[i] >= 0x7f ? '?' : s[i];
+	for (i = 0; s[i] != '\0' && i + 1 < len; i++) {
+		c = (unsigned char)s[i];
+		buf[i] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
+	}
 	buf[i] = '\0';
 	if (s[i] != '\0' && len > 4)
 		memcpy(buf + len - 4, "...", 4);
+}
+
+/* Value of 4 hex digits at s, or -1. */
+static long
+msg_hex4(const char *s)
+{
+	long	 v = 0;
+	int	 i;
+
+	for (i = 0; i < 4; i++) {
+		v <<= 4;
+		if (s[i] >= '0' && s[i] <= '9')
+			v |= s[i] - '0';
+		else if ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f')
+			v |= (s[i] | 0x20) - 'a' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * json-c turns an escaped surrogate pair whose code point lies in
+ * U+xD800..U+xDFFF (U+2D800.., CJK extension F, say) into U+FFFD: it
+ * tests the decoded value with a 16-bit surrogate mask (json-c PR 893).
+ * Python escapes every non-ASCII character, so rewrite each pair inside
+ * strings as raw UTF-8, which json-c keeps as it is.  Returns a malloc'd
+ * copy (never longer), or NULL when there is no pair to rewrite.
+ */
+static char *
+msg_unpair(const char *s, size_t len, size_t *outlen)
+{
+	char		*out = NULL, *o = NULL;
+	size_t		 i = 0;
+	long		 hi, lo, cp;
+	int		 instr = 0;
+
+	while (i < len) {
+		if (!instr || s[i] != '\\') {
+			if (s[i] == '"')
+				instr = !instr;
+			if (out != NULL)
+				*o++ = s[i];
+			i++;
+			continue;
+		}
+		if (i + 12 <= len && s[i + 1] == 'u' && s[i + 6] == '\\' &&
+		    s[i + 7] == 'u' && (hi = msg_hex4(s + i + 2)) >= 0xd800 &&
+		    hi <= 0xdbff && (lo = msg_hex4(s + i + 8)) >= 0xdc00 &&
+		    lo <= 0xdfff) {
+			if (out == NULL) {
+				if ((out = malloc(len + 1)) == NULL)
+					return NULL;
+				memcpy(out, s, i);
+				o = out + i;
+			}
+			cp = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+			*o++ = (char)(0xf0 | cp >> 18);
+			*o++ = (char)(0x80 | (cp >> 12 & 0x3f));
+			*o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+			*o++ = (char)(0x80 | (cp & 0x3f));
+			i += 12;
+			continue;
+		}
+		/* Any other escape: copy it whole, so "\\" is not reread. */
+		if (out != NULL) {
+			*o++ = s[i];
+			if (i + 1 < len)
+				*o++ = s[i + 1];
+		}
+		i += 2;
+	}
+	if (out != NULL) {
+		*o = '\0';
+		*outlen = (size_t)(o - out);
+	}
+	return out;
 }
 
 /*
@@ -74,6 +154,7 @@ msg_parse_json(const char *s, size_t len, int depth, int *ok,
 	json_object		*o;
 	enum json_tokener_error	 jerr;
 	size_t			 end;
+	char			*fixed;
 
 	*ok = 0;
 	*why = "out of memory";
@@ -81,8 +162,12 @@ msg_parse_json(const char *s, size_t len, int depth, int *ok,
 		*why = "too large";
 		return NULL;
 	}
-	if ((tok = json_tokener_new_ex(depth)) == NULL)
+	if ((fixed = msg_unpair(s, len, &len)) != NULL)
+		s = fixed;
+	if ((tok = json_tokener_new_ex(depth)) == NULL) {
+		free(fixed);
 		return NULL;
+	}
 	o = json_tokener_parse_ex(tok, s, (int)len);
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
@@ -105,6 +190,7 @@ msg_parse_json(const char *s, size_t len, int depth, int *ok,
 	else
 		*why = json_tokener_error_desc(jerr);
 	json_tokener_free(tok);
+	free(fixed);
 	if (!*ok) {
 		json_object_put(o);
 		return NULL;

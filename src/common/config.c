@@ -669,76 +669,106 @@ cfg_path_set(struct cfg_ctx *ctx, const char *section, const char *name,
 	cfg_path_push(ctx, key);
 }
 
+/* One side of a soft/hard pair: its value, key and owner. */
+struct cfg_limit_side {
+	int64_t		 ms;
+	yaml_node_pair_t *pair;
+	const char	*section;	/* "queues" or "tasks" */
+	const char	*name;
+};
+
+static void
+cfg_limit_side(struct cfg_limit_side *l, int64_t ms, yaml_node_pair_t *pair,
+    const char *section, const char *name)
+{
+	l->ms = ms;
+	l->pair = pair;
+	l->section = section;
+	l->name = name;
+}
+
 /*
  * soft_time_limit must fall before time_limit.  The two may come from a
  * task and from its queue; the error goes to whichever key comes later
- * in the file, since that is the one that broke the rule.
+ * in the file, since that is the one that broke the rule, and names the
+ * other key's owner when that is not the same queue or task.
  */
 static int
-cfg_check_limits(struct cfg_ctx *ctx, const char *section, const char *name,
-    int64_t soft, yaml_node_pair_t *softpair, const char *softfrom,
-    int64_t hard, yaml_node_pair_t *hardpair, const char *hardfrom)
+cfg_check_limits(struct cfg_ctx *ctx, const struct cfg_limit_side *soft,
+    const struct cfg_limit_side *hard)
 {
-	char	 buf[32];
-	yaml_node_t *s, *h;
+	const struct cfg_limit_side *bad, *other;
+	char	 buf[32], from[300];
+	yaml_node_t *k;
 
-	if (soft == CFG_UNSET || hard == CFG_UNSET || soft < hard)
+	if (soft->ms == CFG_UNSET || hard->ms == CFG_UNSET || soft->ms < hard->ms)
 		return 0;
-	s = cfg_key_node(ctx, softpair);
-	h = cfg_key_node(ctx, hardpair);
-	if (s->start_mark.index > h->start_mark.index) {
-		cfg_path_set(ctx, section, name, "soft_time_limit");
-		return cfg_error(ctx, &s->start_mark, "expected less than "
-		    "the time_limit%s (%s)", hardfrom,
-		    cfg_fmt_ms(hard, buf, sizeof(buf)));
-	}
-	cfg_path_set(ctx, section, name, "time_limit");
-	return cfg_error(ctx, &h->start_mark, "expected more than the "
-	    "soft_time_limit%s (%s)", softfrom,
-	    cfg_fmt_ms(soft, buf, sizeof(buf)));
+	if (cfg_key_node(ctx, soft->pair)->start_mark.index >
+	    cfg_key_node(ctx, hard->pair)->start_mark.index)
+		bad = soft, other = hard;
+	else
+		bad = hard, other = soft;
+	from[0] = '\0';
+	if (strcmp(other->section, bad->section) != 0)
+		snprintf(from, sizeof(from), " of %s %s",
+		    strcmp(other->section, "queues") == 0 ? "queue" : "task",
+		    other->name);
+	k = cfg_key_node(ctx, bad->pair);
+	cfg_path_set(ctx, bad->section, bad->name, bad == soft ?
+	    "soft_time_limit" : "time_limit");
+	if (bad == soft)
+		return cfg_error(ctx, &k->start_mark, "expected less than the "
+		    "time_limit%s (%s)", from, cfg_fmt_ms(hard->ms, buf,
+		    sizeof(buf)));
+	return cfg_error(ctx, &k->start_mark, "expected more than the "
+	    "soft_time_limit%s (%s)", from, cfg_fmt_ms(soft->ms, buf,
+	    sizeof(buf)));
 }
 
 static int
 cfg_validate(struct cfg_ctx *ctx, struct config *cfg)
 {
 	struct cfg_state *st = ctx->priv;
+	struct cfg_limit_side soft, hard;
 	struct cfg_queue *q;
 	struct cfg_task *t;
 	struct cfg_marks *qm, *tm;
-	char	 from[300];
-	size_t	 i, j;
+	size_t	 i;
 
 	for (i = 0; i < cfg->nqueues; i++) {
 		q = &cfg->queues[i];
-		if (cfg_check_limits(ctx, "queues", q->name,
-		    q->soft_time_limit_ms, st->qmarks[i].soft, "",
-		    q->time_limit_ms, st->qmarks[i].hard, "") == -1)
+		qm = &st->qmarks[i];
+		cfg_limit_side(&soft, q->soft_time_limit_ms, qm->soft,
+		    "queues", q->name);
+		cfg_limit_side(&hard, q->time_limit_ms, qm->hard, "queues",
+		    q->name);
+		if (cfg_check_limits(ctx, &soft, &hard) == -1)
 			return -1;
 	}
 	for (i = 0; i < cfg->ntasks; i++) {
 		t = &cfg->tasks[i];
 		tm = &st->tmarks[i];
-		for (j = 0; j < cfg->nqueues; j++)
-			if (strcmp(cfg->queues[j].name, t->queue) == 0)
-				break;
-		if (j == cfg->nqueues) {
+		if ((q = cfg_queue_find(cfg, t->queue)) == NULL) {
 			cfg_path_set(ctx, "tasks", t->name, "queue");
 			return cfg_error(ctx, &cfg_node(ctx,
 			    tm->queue->value)->start_mark, "queue \"%s\" is "
 			    "not defined in queues", t->queue);
 		}
-		q = &cfg->queues[j];
-		qm = &st->qmarks[j];
-		snprintf(from, sizeof(from), " of queue %s", q->name);
-		if (cfg_check_limits(ctx, "tasks", t->name,
-		    t->soft_time_limit_ms != CFG_UNSET ? t->soft_time_limit_ms :
-		    q->soft_time_limit_ms,
-		    t->soft_time_limit_ms != CFG_UNSET ? tm->soft : qm->soft,
-		    t->soft_time_limit_ms != CFG_UNSET ? "" : from,
-		    t->time_limit_ms != CFG_UNSET ? t->time_limit_ms :
-		    q->time_limit_ms,
-		    t->time_limit_ms != CFG_UNSET ? tm->hard : qm->hard,
-		    t->time_limit_ms != CFG_UNSET ? "" : from) == -1)
+		/* The task's own limit if set, else its queue's. */
+		qm = &st->qmarks[q - cfg->queues];
+		if (t->soft_time_limit_ms != CFG_UNSET)
+			cfg_limit_side(&soft, t->soft_time_limit_ms, tm->soft,
+			    "tasks", t->name);
+		else
+			cfg_limit_side(&soft, q->soft_time_limit_ms, qm->soft,
+			    "queues", q->name);
+		if (t->time_limit_ms != CFG_UNSET)
+			cfg_limit_side(&hard, t->time_limit_ms, tm->hard,
+			    "tasks", t->name);
+		else
+			cfg_limit_side(&hard, q->time_limit_ms, qm->hard,
+			    "queues", q->name);
+		if (cfg_check_limits(ctx, &soft, &hard) == -1)
 			return -1;
 	}
 	return 0;

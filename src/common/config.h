@@ -76,6 +76,8 @@ struct cfg_task {
 	int		 line;
 	int		 run_line;		/* position of the run: value */
 	int		 run_col;
+	char	       **autoretry_for;		/* exception type names */
+	size_t		 nautoretry;
 };
 
 enum cfg_beat_kind {

@@ -513,6 +513,10 @@ cfg_pair_name(struct cfg_ctx *ctx, yaml_node_t *map, size_t i)
 	k = cfg_node(ctx, pairs[i].key);
 	if ((name = cfg_scalar(ctx, k, "a name")) == NULL)
 		return NULL;
+	if (*name == '\0') {
+		cfg_expected(ctx, k, "a name");
+		return NULL;
+	}
 	for (j = 0; j < i; j++) {
 		o = cfg_node(ctx, pairs[j].key);
 		if (o->type == YAML_SCALAR_NODE &&

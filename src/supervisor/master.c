@@ -153,7 +153,7 @@ static const char *
 exit_text(int status, char *buf, size_t len)
 {
 	if (WIFSIGNALED(status))
-		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+		snprintf(buf, len, "killed by signal %d (SIG%s)", WTERMSIG(status),
 		    sigabbrev_np(WTERMSIG(status)) ?
 		    sigabbrev_np(WTERMSIG(status)) : "?");
 	else

@@ -23,7 +23,7 @@
 
 #include "worker/external.h"
 
-#define EXT_CHUNK	16384	/* bytes per read() into a scratch buffer */
+#define EXT_CHUNK	16384	/* bytes per read() */
 #define EXT_OUT_INIT	4096	/* first stdout buffer; doubles up to the cap */
 #define EXT_SOFT_POLL	10	/* ms between looks at the soft limit flag */
 #define EXT_DESC_LINES	3	/* stderr lines in a failure description */
@@ -85,20 +85,17 @@ ext_closefrom(int lowfd)
  * safe here.
  */
 static void __attribute__((noreturn))
-ext_child(char *const argv[], int in, int out, int err)
+ext_child(char *const argv[], int fds[3])
 {
 	struct sigaction sa;
 	sigset_t	 none;
 	char		 msg[512];
-	int		 fds[3], i, sig, len;
+	int		 i, sig;
 
 	/*
 	 * Move our ends above 2 first: with a caller that runs with 0-2
 	 * closed, a pipe may sit on 0-2 and placing one could close another.
 	 */
-	fds[0] = in;
-	fds[1] = out;
-	fds[2] = err;
 	for (i = 0; i < 3; i++)
 		if (fds[i] < 3 &&
 		    (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) == -1)
@@ -128,11 +125,9 @@ ext_child(char *const argv[], int in, int out, int err)
 	 * stops the worker for good) takes the program and its children too.
 	 */
 	(void)execvp(argv[0], argv);
-	len = snprintf(msg, sizeof(msg), "exec %s: %s\n", argv[0],
+	(void)snprintf(msg, sizeof(msg), "exec %s: %s\n", argv[0],
 	    strerror(errno));
-	if (len > 0)
-		(void)!write(2, msg,
-		    (size_t)len < sizeof(msg) ? (size_t)len : sizeof(msg) - 1);
+	(void)!write(2, msg, strlen(msg));
 	_exit(127);
 }
 
@@ -202,35 +197,28 @@ ext_read_out(int *fd, struct ext_result *res, size_t *cap)
 	return (0);
 }
 
-/* Read stderr, keeping only its last EXT_ERR_TAIL bytes in tail. */
+/*
+ * Read stderr, keeping only its last EXT_ERR_TAIL bytes; tail has room for
+ * EXT_ERR_TAIL + EXT_CHUNK.
+ */
 static void
 ext_read_err(int *fd, char *tail, size_t *len)
 {
-	char	 buf[EXT_CHUNK];
 	ssize_t	 n, i;
-	size_t	 keep;
 
-	if ((n = read(*fd, buf, sizeof(buf))) <= 0) {
+	if ((n = read(*fd, tail + *len, EXT_CHUNK)) <= 0) {
 		if (n == 0 || (errno != EAGAIN && errno != EINTR))
 			ext_close(fd);
 		return;
 	}
 	/* err_tail is a C string: a NUL must not cut the end away. */
 	for (i = 0; i < n; i++)
-		if (buf[i] == '\0')
-			buf[i] = '?';
-	if ((size_t)n >= EXT_ERR_TAIL) {
-		memcpy(tail, buf + n - EXT_ERR_TAIL, EXT_ERR_TAIL);
+		if (tail[*len + (size_t)i] == '\0')
+			tail[*len + (size_t)i] = '?';
+	if ((*len += (size_t)n) > EXT_ERR_TAIL) {
+		memmove(tail, tail + *len - EXT_ERR_TAIL, EXT_ERR_TAIL);
 		*len = EXT_ERR_TAIL;
-		return;
 	}
-	if (*len + (size_t)n > EXT_ERR_TAIL) {
-		keep = EXT_ERR_TAIL - (size_t)n;
-		memmove(tail, tail + *len - keep, keep);
-		*len = keep;
-	}
-	memcpy(tail + *len, buf, (size_t)n);
-	*len += (size_t)n;
 }
 
 /* Act on the soft time limit once; returns whether we still watch it. */
@@ -269,17 +257,41 @@ ext_reap(pid_t pid, volatile sig_atomic_t *soft_flag, struct ext_result *res)
 	}
 }
 
+/*
+ * With SIGCHLD ignored (or SA_NOCLDWAIT) the kernel reaps the program
+ * itself and its exit status is lost: wait normally meanwhile.  Returns
+ * whether *old must be put back afterwards.
+ */
+static int
+ext_chld_take(struct sigaction *old)
+{
+	struct sigaction sa;
+	int		 ign;
+
+	if (sigaction(SIGCHLD, NULL, old) == -1)
+		return (0);
+	ign = !(old->sa_flags & SA_SIGINFO) && old->sa_handler == SIG_IGN;
+	if (!ign && !(old->sa_flags & SA_NOCLDWAIT))
+		return (0);
+	sa = *old;
+	sa.sa_flags &= ~SA_NOCLDWAIT;
+	if (ign)
+		sa.sa_handler = SIG_DFL;
+	return (sigaction(SIGCHLD, &sa, NULL) == 0);
+}
+
 int
 ext_run(char *const argv[], const char *input, size_t inlen,
     volatile sig_atomic_t *soft_flag, struct ext_result *res)
 {
-	struct sigaction chld_old, chld_new;
+	struct sigaction chld_old;
 	struct pollfd	 pfd[3];
 	sigset_t	 all, omask;
 	pid_t		 pid;
 	size_t		 inoff = 0, outcap = EXT_OUT_INIT, errlen = 0;
 	int		 in[2] = { -1, -1 }, out[2] = { -1, -1 };
-	int		 err[2] = { -1, -1 }, chld_set = 0, saved;
+	int		 err[2] = { -1, -1 }, cfd[3], chld_set = 0;
+	int		 timeout, saved, i;
 
 	memset(res, 0, sizeof(*res));
 	if (argv == NULL || argv[0] == NULL) {
@@ -287,34 +299,24 @@ ext_run(char *const argv[], const char *input, size_t inlen,
 		return (-1);
 	}
 	if ((res->out = malloc(outcap)) == NULL ||
-	    (res->err_tail = malloc(EXT_ERR_TAIL + 1)) == NULL)
+	    (res->err_tail = malloc(EXT_ERR_TAIL + EXT_CHUNK)) == NULL)
 		goto fail;
 	/* All O_CLOEXEC: no other child of the worker may inherit them. */
 	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1 ||
 	    pipe2(err, O_CLOEXEC) == -1)
 		goto fail;
 
-	/*
-	 * With SIGCHLD ignored (or SA_NOCLDWAIT) the kernel reaps the program
-	 * itself and its exit status is lost: wait normally meanwhile.
-	 */
-	if (sigaction(SIGCHLD, NULL, &chld_old) == 0 &&
-	    ((!(chld_old.sa_flags & SA_SIGINFO) &&
-	    chld_old.sa_handler == SIG_IGN) ||
-	    (chld_old.sa_flags & SA_NOCLDWAIT))) {
-		chld_new = chld_old;
-		chld_new.sa_flags &= ~SA_NOCLDWAIT;
-		if (!(chld_new.sa_flags & SA_SIGINFO) &&
-		    chld_new.sa_handler == SIG_IGN)
-			chld_new.sa_handler = SIG_DFL;
-		chld_set = sigaction(SIGCHLD, &chld_new, NULL) == 0;
-	}
+	chld_set = ext_chld_take(&chld_old);
 
 	/* No handler of the worker may run in the child before exec. */
 	sigfillset(&all);
 	(void)sigprocmask(SIG_SETMASK, &all, &omask);
-	if ((pid = fork()) == 0)
-		ext_child(argv, in[0], out[1], err[1]);
+	if ((pid = fork()) == 0) {
+		cfd[0] = in[0];
+		cfd[1] = out[1];
+		cfd[2] = err[1];
+		ext_child(argv, cfd);
+	}
 	saved = errno;
 	(void)sigprocmask(SIG_SETMASK, &omask, NULL);
 	if (pid == -1) {
@@ -330,16 +332,18 @@ ext_run(char *const argv[], const char *input, size_t inlen,
 	if (inlen == 0)
 		ext_close(&in[1]);
 
+	pfd[0].events = POLLOUT;
+	pfd[1].events = pfd[2].events = POLLIN;
 	while (out[0] != -1 || err[0] != -1) {
 		pfd[0].fd = in[1];
-		pfd[0].events = POLLOUT;
 		pfd[1].fd = out[0];
-		pfd[1].events = POLLIN;
 		pfd[2].fd = err[0];
-		pfd[2].events = POLLIN;
-		/* poll() skips negative fds: closed pipes simply drop out. */
-		if (poll(pfd, 3, ext_soft(pid, soft_flag, res) ?
-		    EXT_SOFT_POLL : -1) == -1) {
+		/*
+		 * Short timeouts only while the soft limit may still fire;
+		 * poll() skips negative fds, so closed pipes drop out.
+		 */
+		timeout = ext_soft(pid, soft_flag, res) ? EXT_SOFT_POLL : -1;
+		if (poll(pfd, 3, timeout) == -1) {
 			if (errno == EINTR)
 				continue;	/* maybe the soft limit */
 			goto killfail;
@@ -369,12 +373,11 @@ killfail:
 	errno = saved;
 fail:
 	saved = errno;
-	ext_close(&in[0]);
-	ext_close(&in[1]);
-	ext_close(&out[0]);
-	ext_close(&out[1]);
-	ext_close(&err[0]);
-	ext_close(&err[1]);
+	for (i = 0; i < 2; i++) {
+		ext_close(&in[i]);
+		ext_close(&out[i]);
+		ext_close(&err[i]);
+	}
 	if (chld_set)
 		(void)sigaction(SIGCHLD, &chld_old, NULL);
 	ext_result_clear(res);

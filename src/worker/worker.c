@@ -19,8 +19,11 @@
 #include <unistd.h>
 
 #include "broker/deadletter.h"
+#include "broker/eta.h"
 #include "broker/message.h"
 #include "broker/result.h"
+#include "broker/retry.h"
+#include "broker/revoke.h"
 #include "common/celeriac.h"
 #include "common/log.h"
 #include "common/proctitle.h"
@@ -32,6 +35,10 @@
 volatile sig_atomic_t worker_stop;
 volatile sig_atomic_t worker_soft;
 static int wake_pipe[2] = { -1, -1 };
+
+#define ETA_TOLERANCE_S		0.002
+/* Celery's default_retry_delay when no back-off is configured. */
+#define RETRY_DEFAULT_DELAY_MS	(180 * 1000)
 
 static void
 worker_signal(int sig)
@@ -229,6 +236,62 @@ refuse(struct worker *w, const char *raw, size_t len, const char *reason,
 	}
 }
 
+static int
+wants_retry(const struct exec_target *t, const struct task_ctx *ctx)
+{
+	size_t i;
+
+	if (ctx->retry)
+		return 1;
+	if (t->ct == NULL)
+		return 0;
+	for (i = 0; i < t->ct->nautoretry; i++)
+		if (strcmp(t->ct->autoretry_for[i], ctx->exc_type) == 0 ||
+		    strcmp(t->ct->autoretry_for[i], "Exception") == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Celery's retry: RETRY state with the exception, and the same task
+ * re-published with retries + 1 and an eta (here straight into the
+ * delayed set, which is where our worker would put it anyway).
+ */
+static void
+retry(struct worker *w, const struct task_msg *m, const struct exec_target *t,
+    const struct task_ctx *ctx, double secs)
+{
+	char	*meta, *env;
+	int64_t	 delay;
+	double	 eta;
+
+	delay = retry_delay_ms(m->retries, t->ct ? t->ct->retry_backoff_ms : 0,
+	    t->ct ? t->ct->retry_backoff_max_ms : 0, RETRY_DEFAULT_DELAY_MS,
+	    (double)random() / ((double)RAND_MAX + 1));
+	eta = now_unix() + delay / 1000.0;
+	meta = msg_result_failure("RETRY", m->id, ctx->exc_type,
+	    ctx->exc_module[0] ? ctx->exc_module : NULL, ctx->exc_message,
+	    ctx->traceback, m->parent_id);
+	if (meta && result_store(w->backend, m->id, meta, w->result_ttl_s,
+	    NULL) == -1)
+		log_warnx("cannot store RETRY for %s", m->id);
+	free(meta);
+	if ((env = msg_encode_retry(m, eta)) == NULL) {
+		log_warnx("cannot build the retry of %s", m->id);
+		worker_finish(w, m->id, NULL);
+		return;
+	}
+	while (eta_defer(w->broker, env, strlen(env), eta, w->processing) == -1)
+		if (worker_connect(w) == -1)
+			exit(EXIT_CLEAN);
+	if (w->next_eta == 0 || eta < w->next_eta)
+		w->next_eta = eta;
+	log_info("task %s[%s] retry %d of %d in %.3fs: %s", m->task, m->id,
+	    m->retries + 1, t->max_retries, delay / 1000.0, ctx->exc_type);
+	sb_task_end(w->slot, m->task, SB_RETRIED, secs);
+	free(env);
+}
+
 static void
 handle(struct worker *w, char *raw, size_t len)
 {
@@ -259,6 +322,29 @@ handle(struct worker *w, char *raw, size_t len)
 		    "celery.exceptions", em, NULL);
 		json_object_put(em);
 		log_info("task %s[%s] expired", m.task, m.id);
+		msg_clear(&m);
+		return;
+	}
+	if (revset_has(&w->revoked, m.id, now_unix())) {
+		em = json_object_new_array();
+		json_object_array_add(em, json_object_new_string("revoked"));
+		store_failure(w, &m, "REVOKED", "TaskRevokedError",
+		    "celery.exceptions", em, NULL);
+		json_object_put(em);
+		log_info("task %s[%s] revoked; not run", m.task, m.id);
+		msg_clear(&m);
+		return;
+	}
+	if (m.eta > now_unix() + ETA_TOLERANCE_S) {
+		/* Parked in Redis, not in our memory: it survives us. */
+		while (eta_defer(w->broker, raw, len, m.eta, w->processing) ==
+		    -1)
+			if (worker_connect(w) == -1)
+				exit(EXIT_CLEAN);
+		if (w->next_eta == 0 || m.eta < w->next_eta)
+			w->next_eta = m.eta;
+		log_debug("task %s[%s] due in %.3fs; parked", m.task, m.id,
+		    m.eta - now_unix());
 		msg_clear(&m);
 		return;
 	}
@@ -327,6 +413,11 @@ handle(struct worker *w, char *raw, size_t len)
 		    msg_result_success(m.id, ctx.result, m.parent_id);
 		log_debug("task %s[%s] succeeded in %.6fs", m.task, m.id,
 		    secs);
+	} else if (wants_retry(&t, &ctx) && m.retries < t.max_retries) {
+		retry(w, &m, &t, &ctx, secs);
+		task_ctx_clear(&ctx);
+		msg_clear(&m);
+		return;
 	} else {
 		meta = msg_result_failure("FAILURE", m.id, ctx.exc_type,
 		    ctx.exc_module[0] ? ctx.exc_module : NULL, ctx.exc_message,
@@ -335,11 +426,62 @@ handle(struct worker *w, char *raw, size_t len)
 		    secs, ctx.exc_type, ctx.exc_message ?
 		    json_object_to_json_string_ext(ctx.exc_message, JSON_C_TO_STRING_PLAIN) : "");
 	}
-	worker_finish(w, m.id, meta);
+	if (rc != 0 && wants_retry(&t, &ctx)) {
+		/* Out of retries: the result says FAILURE and the message
+		 * is kept for a person to look at. */
+		char why[128];
+		snprintf(why, sizeof(why), "retries exhausted (%d)",
+		    m.retries);
+		if (result_store(w->backend, m.id, meta, w->result_ttl_s,
+		    NULL) == -1)
+			log_warnx("cannot store the result of %s", m.id);
+		while (dead_letter_push(w->broker, w->queue->name, why, m.id,
+		    m.task, raw, len, w->processing) == -1)
+			if (worker_connect(w) == -1)
+				exit(EXIT_CLEAN);
+	} else
+		worker_finish(w, m.id, meta);
 	free(meta);
 	sb_task_end(w->slot, m.task, rc == 0 ? SB_SUCCEEDED : SB_FAILED, secs);
 	task_ctx_clear(&ctx);
 	msg_clear(&m);
+}
+
+static void
+on_control(void *arg, const char *channel, const char *payload, size_t len)
+{
+	struct worker	*w = arg;
+	char		 id[128];
+	int		 terminate, signo;
+
+	if (revoke_parse(payload, id, sizeof(id), &terminate, &signo)) {
+		revset_add(&w->revoked, id, now_unix() + REVOKE_TTL_S);
+		log_debug("revoked %s", id);
+	}
+}
+
+/*
+ * Move due delayed messages, at their due time and at least once a
+ * second (another worker, or another host, may have parked them); the
+ * scan returns the set's next due time, so every idle worker knows it.
+ * Returns how long the idle wait may last.
+ */
+static int
+idle_timeout(struct worker *w)
+{
+	double	now = now_unix(), next, d;
+
+	if (now - w->last_eta_scan >= 1.0 ||
+	    (w->next_eta > 0 && now >= w->next_eta)) {
+		w->last_eta_scan = now;
+		if (eta_move_due(w->broker, now, &next) == -1)
+			return 100;
+		w->next_eta = next;
+	}
+	if (w->next_eta <= 0)
+		return 1000;
+	d = (w->next_eta - now_unix()) * 1000;
+	return d < 0 ? 0 : d > 1000 ? 1000 : (int)d + 1;
 }
 
 static void
@@ -421,8 +563,12 @@ worker_main(const struct worker_args *a)
 		log_errx("out of memory");
 		exit(EXIT_CRASH);
 	}
+	w.fetch.extra_channel = CONTROL_CHANNEL;
+	w.fetch.on_message = on_control;
+	w.fetch.cb_arg = &w;
 	if (worker_connect(&w) == -1)
 		exit(EXIT_CLEAN);
+	revoke_load(w.broker, &w.revoked, now_unix());
 	recovered = recover_slot(&w) == 0;
 	if (!recovered)
 		log_warnx("recovery of %s incomplete; will retry",
@@ -451,12 +597,14 @@ worker_main(const struct worker_args *a)
 		}
 		if (rc == 0) {
 			char drain[64];
-			fetch_wait(&w.fetch, 1000, wake_pipe[0]);
+			fetch_wait(&w.fetch, idle_timeout(&w), wake_pipe[0]);
 			while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
 				;
 			continue;
 		}
 		free(from);
+		/* A revoke may wait unread on the subscription. */
+		fetch_poll_messages(&w.fetch);
 		handle(&w, raw, len);
 		free(raw);
 		w.done++;

@@ -13,6 +13,7 @@
 
 #include "broker/fetch.h"
 #include "broker/redis.h"
+#include "broker/revoke.h"
 #include "common/config.h"
 #include "common/scoreboard.h"
 
@@ -41,6 +42,9 @@ struct worker {
 	int64_t			 result_ttl_s;
 	uint64_t		 done;
 	uint64_t		 max_tasks;	/* 0: unlimited, jittered */
+	struct revset		 revoked;	/* live revoked ids */
+	double			 next_eta;	/* next delayed message, 0: none */
+	double			 last_eta_scan;
 };
 
 void	worker_main(const struct worker_args *) __attribute__((noreturn));

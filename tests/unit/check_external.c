@@ -113,7 +113,7 @@ START_TEST(t_stdin_exact)
 {
 	char *const argv[] = { "/bin/sh", "-c", "cat", NULL };
 	struct ext_result res;
-	size_t	 i, len = (3 << 20) + 17;	/* larger than any pipe buffer */
+	size_t	 i, len = (3 << 20) + 17;	/* more than a pipe holds */
 	char	*in;
 
 	/* Binary, NULs included, no final newline: passed through as is. */
@@ -145,8 +145,8 @@ START_TEST(t_json_result)
 	never = 0;
 	ck_assert_int_eq(ext_run(argv, in, strlen(in), &never, &res), 0);
 	ck_assert(WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0);
-	ck_assert_str_eq(res.out, "{\"got\": {\"args\": [1, 2], \"kwargs\": {}, "
-	    "\"id\": \"x\"}}\n");
+	ck_assert_str_eq(res.out,
+	    "{\"got\": {\"args\": [1, 2], \"kwargs\": {}, \"id\": \"x\"}}\n");
 	ck_assert_int_eq(res.soft_killed, 0);
 	ext_result_clear(&res);
 
@@ -169,7 +169,8 @@ START_TEST(t_exit_stderr)
 	ck_assert_str_eq(res.out, "{}\n");
 	ck_assert_str_eq(res.err_tail, "warming up\nfatal: bad input  \n\n");
 	ck_assert_ptr_nonnull(msg = ext_describe_failure(&res));
-	ck_assert_str_eq(msg, "exited with status 3: warming up; fatal: bad input");
+	ck_assert_str_eq(msg,
+	    "exited with status 3: warming up; fatal: bad input");
 	free(msg);
 	ext_result_clear(&res);
 }
@@ -382,8 +383,8 @@ END_TEST
 
 START_TEST(t_default_signals)
 {
-	char *const argv[] = { "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status",
-	    NULL };
+	char *const argv[] = { "grep", "-E", "^Sig(Blk|Ign)",
+	    "/proc/self/status", NULL };
 	struct sigaction ign, opipe, oterm;
 	struct ext_result res;
 	sigset_t set, omask;

@@ -254,57 +254,61 @@ START_TEST(test_decode_args_kwargs)
 }
 END_TEST
 
+/* Header values, fixture by fixture (times computed by Python). */
 START_TEST(test_decode_header_values)
 {
+	static const struct {
+		const char	*name;
+		double		 eta, expires, hard, soft;
+		int		 retries, ignore, redelivered, priority;
+	} rows[] = {
+		{ "task-eta.json", SEC_2030 + 0.678901, 0, 0, 0, 0, 0, 0, 0 },
+		{ "task-expires-datetime.json", 0, SEC_2030, 0, 0, 0, 0, 0, 0 },
+		{ "task-expires-seconds.json", 0, 1795883027.035816, 0, 0,
+		  0, 0, 0, 0 },
+		{ "task-countdown-30.json", 1795882997.031547, 0, 0, 0,
+		  0, 0, 0, 0 },
+		{ "task-retry-republished-by-worker.json", 1795882982.551177,
+		  0, 0, 0, 1, 0, 0, 0 },
+		{ "task-time-limits.json", 0, 0, 30, 20, 0, 0, 0, 0 },
+		{ "task-retries-2.json", 0, 0, 0, 0, 2, 0, 0, 0 },
+		{ "task-ignore-result-headers.json", 0, 0, 0, 0, 0, 1, 0, 0 },
+		{ "task-requeued-after-reject.json", 0, 0, 0, 0, 0, 0, 1, 0 },
+		{ "task-restored-after-visibility-timeout.json", 0, 0, 0, 0,
+		  0, 0, 1, 0 },
+		{ "task-restored-at-warm-shutdown.json", 0, 0, 0, 0, 0, 0, 1, 0 },
+		{ "task-restored-priority-9-lands-in-base-list.json", 0, 0,
+		  0, 0, 0, 0, 1, 9 },
+	};
 	struct task_msg	 m;
-	double		 t;
-	int		 i;
 	char		 name[64];
+	size_t		 i;
+	int		 p;
 
-	decode_fixture("task-eta.json", &m);
-	ck_assert_double_eq_tol(m.eta, SEC_2030 + 0.678901, 1e-6);
-	ck_assert(m.expires == 0);
-	msg_clear(&m);
-	decode_fixture("task-expires-datetime.json", &m);
-	ck_assert(m.expires == SEC_2030 && m.eta == 0);
-	msg_clear(&m);
-	decode_fixture("task-expires-seconds.json", &m);
-	msg_parse_iso8601("2026-11-28T16:23:47.035816+00:00", &t);
-	ck_assert_double_eq_tol(m.expires, t, 1e-6);
-	msg_clear(&m);
-	decode_fixture("task-countdown-30.json", &m);
-	msg_parse_iso8601("2026-11-28T16:23:17.031547+00:00", &t);
-	ck_assert_double_eq_tol(m.eta, t, 1e-6);
-	msg_clear(&m);
-	decode_fixture("task-time-limits.json", &m);
-	ck_assert(m.time_limit == 30 && m.soft_time_limit == 20);
-	msg_clear(&m);
-	decode_fixture("task-retries-2.json", &m);
-	ck_assert_int_eq(m.retries, 2);
-	msg_clear(&m);
-	decode_fixture("task-ignore-result-headers.json", &m);
-	ck_assert_int_eq(m.ignore_result, 1);
-	msg_clear(&m);
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		decode_fixture(rows[i].name, &m);
+		ck_assert_double_eq_tol(m.eta, rows[i].eta, 1e-6);
+		ck_assert_double_eq_tol(m.expires, rows[i].expires, 1e-6);
+		ck_assert(m.time_limit == rows[i].hard);
+		ck_assert(m.soft_time_limit == rows[i].soft);
+		ck_assert_int_eq(m.retries, rows[i].retries);
+		ck_assert_int_eq(m.ignore_result, rows[i].ignore);
+		ck_assert_int_eq(m.redelivered, rows[i].redelivered);
+		ck_assert_int_eq(m.priority, rows[i].priority);
+		msg_clear(&m);
+	}
+	for (p = 0; p <= 9; p++) {
+		snprintf(name, sizeof(name), "task-priority-%d.json", p);
+		decode_fixture(name, &m);
+		ck_assert_int_eq(m.priority, p);
+		msg_clear(&m);
+	}
 	decode_fixture("task-retry-republished-by-worker.json", &m);
-	ck_assert_int_eq(m.retries, 1);
 	ck_assert_str_eq(m.parent_id, m.id);
-	ck_assert(m.eta > 0);
 	msg_clear(&m);
 	decode_fixture("task-group-member-1.json", &m);
 	ck_assert_ptr_nonnull(m.group);
 	msg_clear(&m);
-	decode_fixture("task-requeued-after-reject.json", &m);
-	ck_assert_int_eq(m.redelivered, 1);
-	msg_clear(&m);
-	decode_fixture("task-restored-priority-9-lands-in-base-list.json", &m);
-	ck_assert(m.redelivered == 1 && m.priority == 9);
-	msg_clear(&m);
-	for (i = 0; i <= 9; i++) {
-		snprintf(name, sizeof(name), "task-priority-%d.json", i);
-		decode_fixture(name, &m);
-		ck_assert_int_eq(m.priority, i);
-		msg_clear(&m);
-	}
 }
 END_TEST
 
@@ -352,6 +356,33 @@ START_TEST(test_decode_variants)
 		msg_clear(&m);
 		free(s);
 	}
+}
+END_TEST
+
+/*
+ * Escaped supplementary characters as Python sends them, including
+ * those json-c alone would turn into U+FFFD (U+2DC00, CJK extension F).
+ */
+START_TEST(test_decode_surrogates)
+{
+	struct task_msg	 m;
+	char		 err[MSG_ERRLEN], *s, *r;
+	json_object	*a;
+
+	s = with_body("[[\"\\ud877\\udc00 \\ud83d\\ude00 \\ud836\\udc00\", "
+	    "\"\\\\ud877\\udc00\", {\"\\ud877\\udc00\": 1}], {}, {}]");
+	ck_assert_int_eq(msg_decode(s, strlen(s), &m, err, sizeof(err)), 0);
+	a = json_object_array_get_idx(m.args, 0);
+	ck_assert_str_eq(json_object_get_string(a),
+	    "\xf0\xad\xb0\x80 \xf0\x9f\x98\x80 \xf0\x9d\xa0\x80");
+	/* An escaped backslash is not the start of a pair. */
+	a = json_object_array_get_idx(m.args, 1);
+	ck_assert(strncmp(json_object_get_string(a), "\\ud877", 6) == 0);
+	r = msg_pyrepr(json_object_array_get_idx(m.args, 2));
+	ck_assert_str_eq(r, "{'\xf0\xad\xb0\x80': 1}");
+	free(r);
+	msg_clear(&m);
+	free(s);
 }
 END_TEST
 
@@ -932,6 +963,7 @@ message_suite(void)
 	tcase_add_test(tc, test_decode_args_kwargs);
 	tcase_add_test(tc, test_decode_header_values);
 	tcase_add_test(tc, test_decode_variants);
+	tcase_add_test(tc, test_decode_surrogates);
 	tcase_add_test(tc, test_decode_refusals);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("encode");
