@@ -24,6 +24,7 @@ usage(FILE *f)
 	    "       [--countdown S] [--wait [--timeout S]]\n"
 	    "  result TASK_ID\n"
 	    "  run TASK [--args JSON] [--kwargs JSON]\n"
+	    "  revoke TASK_ID [--terminate [--signal SIG]]\n"
 	    "  dead list\n");
 }
 
@@ -35,6 +36,7 @@ static const struct {
 	{ "result", ctl_result },
 	{ "run", ctl_run },
 	{ "dead", ctl_dead },
+	{ "revoke", ctl_revoke },
 };
 
 int

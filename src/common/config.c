@@ -38,7 +38,6 @@ struct cfg_marks {
 
 /* What config.c remembers while reading, behind cfg_ctx.priv. */
 struct cfg_state {
-	int		 env_set;
 	int		 level_set;
 	int		 target_set;
 	struct cfg_marks *qmarks;
@@ -183,6 +182,16 @@ static const struct cfg_key cfg_top_keys[] = {
 	END
 };
 
+/* cfg_walk() keeps one slot per key of a table. */
+#define CFG_FITS(t)	_Static_assert(sizeof(t) / sizeof((t)[0]) <= \
+	CFG_MAXKEYS + 1, #t " has more than CFG_MAXKEYS keys")
+CFG_FITS(cfg_log_keys);
+CFG_FITS(cfg_limit_keys);
+CFG_FITS(cfg_queue_keys);
+CFG_FITS(cfg_task_keys);
+CFG_FITS(cfg_beat_keys);
+CFG_FITS(cfg_top_keys);
+
 /* The pair a cfg_walk() found for the key called name, or NULL. */
 static yaml_node_pair_t *
 cfg_found(const struct cfg_key *keys, yaml_node_pair_t **found,
@@ -230,14 +239,12 @@ static int
 cfg_read_environment(struct cfg_ctx *ctx, yaml_node_t *n, void *obj)
 {
 	struct config *cfg = obj;
-	struct cfg_state *st = ctx->priv;
 	int	 i;
 
 	if (cfg_get_word(ctx, n, cfg_env_names,
 	    "development, test or production", &i) == -1)
 		return -1;
 	cfg->environment = (enum cfg_environment)i;
-	st->env_set = 1;
 	return 0;
 }
 
@@ -336,20 +343,20 @@ cfg_limits_unset(struct cfg_limits *l)
 /*
  * A mapping of names to entries (queues, tasks, beat): check its shape
  * and return how many entries to allocate.  An absent or empty mapping
- * is fine unless required.
+ * is fine unless an entry is required (named by required).
  */
 static int
 cfg_entries(struct cfg_ctx *ctx, yaml_node_t *n, const char *what,
-    int required, size_t *count)
+    const char *required, size_t *count)
 {
-	if (cfg_is_null(n) && !required) {
+	if (cfg_is_null(n) && required == NULL) {
 		*count = 0;
 		return 0;
 	}
 	if (n->type != YAML_MAPPING_NODE)
 		return cfg_expected(ctx, n, "a mapping of %s", what);
-	if ((*count = cfg_map_len(n)) == 0 && required)
-		return cfg_expected(ctx, n, "at least one entry");
+	if ((*count = cfg_map_len(n)) == 0 && required != NULL)
+		return cfg_expected(ctx, n, "at least one %s", required);
 	return 0;
 }
 
@@ -407,9 +414,9 @@ cfg_read_queues(struct cfg_ctx *ctx, yaml_node_t *n, void *obj)
 {
 	struct config *cfg = obj;
 	struct cfg_state *st = ctx->priv;
-	size_t	 count;
+	size_t	 count = 0;
 
-	if (cfg_entries(ctx, n, "queue names to queues", 1, &count) == -1)
+	if (cfg_entries(ctx, n, "queue names to queues", "queue", &count) == -1)
 		return -1;
 	if ((cfg->queues = cfg_calloc(ctx, count, sizeof(*cfg->queues))) ==
 	    NULL || (st->qmarks = cfg_calloc(ctx, count,
@@ -538,9 +545,9 @@ cfg_read_tasks(struct cfg_ctx *ctx, yaml_node_t *n, void *obj)
 {
 	struct config *cfg = obj;
 	struct cfg_state *st = ctx->priv;
-	size_t	 count;
+	size_t	 count = 0;
 
-	if (cfg_entries(ctx, n, "Celery task names to tasks", 0, &count) ==
+	if (cfg_entries(ctx, n, "Celery task names to tasks", NULL, &count) ==
 	    -1)
 		return -1;
 	if ((cfg->tasks = cfg_calloc(ctx, count, sizeof(*cfg->tasks))) ==
@@ -644,9 +651,10 @@ static int
 cfg_read_beat(struct cfg_ctx *ctx, yaml_node_t *n, void *obj)
 {
 	struct config *cfg = obj;
-	size_t	 count;
+	size_t	 count = 0;
 
-	if (cfg_entries(ctx, n, "entry names to beat entries", 0, &count) ==
+	if (cfg_entries(ctx, n, "entry names to beat entries", NULL,
+	    &count) ==
 	    -1)
 		return -1;
 	if ((cfg->beat = cfg_calloc(ctx, count, sizeof(*cfg->beat))) == NULL)
@@ -701,7 +709,8 @@ cfg_check_limits(struct cfg_ctx *ctx, const struct cfg_limit_side *soft,
 	char	 buf[32], from[300];
 	yaml_node_t *k;
 
-	if (soft->ms == CFG_UNSET || hard->ms == CFG_UNSET || soft->ms < hard->ms)
+	if (soft->ms == CFG_UNSET || hard->ms == CFG_UNSET ||
+	    soft->ms < hard->ms)
 		return 0;
 	if (cfg_key_node(ctx, soft->pair)->start_mark.index >
 	    cfg_key_node(ctx, hard->pair)->start_mark.index)
@@ -802,7 +811,6 @@ cfg_replace(struct cfg_ctx *ctx, char **dst, const char *v)
 static int
 cfg_apply_env(struct cfg_ctx *ctx, struct config *cfg)
 {
-	struct cfg_state *st = ctx->priv;
 	const char *v;
 	int	 i;
 
@@ -815,7 +823,6 @@ cfg_apply_env(struct cfg_ctx *ctx, struct config *cfg)
 			    "development, test or production, got \"%.64s\"",
 			    v);
 		cfg->environment = (enum cfg_environment)i;
-		st->env_set = 1;
 	}
 	/* result_backend follows broker below unless the file set it. */
 	if ((v = cfg_getenv("REDIS_URL")) != NULL &&

@@ -106,7 +106,8 @@ cfg_describe(const yaml_node_t *n, char *buf, size_t len)
 	o = 0;
 	buf[o++] = '"';
 	for (i = 0; i < n->data.scalar.length && o + 8 < len; i++) {
-		if (i == 48) {
+		/* Cut long values, but not inside a UTF-8 sequence. */
+		if (i >= 48 && (s[i] & 0xc0) != 0x80) {
 			memcpy(buf + o, "...", 3);
 			o += 3;
 			break;
@@ -180,8 +181,8 @@ cfg_read_file(struct cfg_ctx *ctx, unsigned char **bufp, size_t *lenp)
 			    (nbuf = realloc(buf, cap)) == NULL) {
 				free(buf);
 				fclose(fp);
-				return cfg_error_nopos(ctx, "%s: cannot read: %s",
-				    ctx->file, cap > CFG_MAXFILE ?
+				return cfg_error_nopos(ctx, "%s: cannot "
+				    "read: %s", ctx->file, cap > CFG_MAXFILE ?
 				    "file too large" : strerror(ENOMEM));
 			}
 			buf = nbuf;
@@ -265,8 +266,8 @@ int
 cfg_yaml_open(struct cfg_ctx *ctx)
 {
 	yaml_parser_t p;
-	unsigned char *buf;
-	size_t	 len;
+	unsigned char *buf = NULL;
+	size_t	 len = 0;
 	int	 rc = 0;
 
 	if (cfg_read_file(ctx, &buf, &len) == -1)
@@ -499,7 +500,8 @@ cfg_map_len(const yaml_node_t *n)
 {
 	if (n->type != YAML_MAPPING_NODE)
 		return 0;
-	return (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+	return (size_t)(n->data.mapping.pairs.top -
+	    n->data.mapping.pairs.start);
 }
 
 const char *
@@ -551,8 +553,8 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_key *k, yaml_node_t *key,
     yaml_node_t *v, void *obj)
 {
 	char	*dst = (char *)obj + k->off, *s;
-	int64_t	 x;
-	int	 b;
+	int64_t	 x = 0;
+	int	 b = 0;
 
 	switch (k->kind) {
 	case CFG_K_STR:

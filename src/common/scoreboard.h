@@ -29,6 +29,11 @@ enum sb_state {
 	SB_STOPPING		/* finishing, then exit */
 };
 
+enum sb_role {
+	SB_ROLE_WORKER = 0,
+	SB_ROLE_CONTROL		/* one per host: control, heartbeat, recovery */
+};
+
 enum sb_kill_reason {
 	SB_KILL_NONE = 0,
 	SB_KILL_TIMELIMIT,	/* master: hard time limit */
@@ -67,8 +72,13 @@ struct sb_slot {
 	volatile int64_t rss;
 	struct sb_taskstat stats[SB_NSTATS];
 
+	/* written by the control child: "terminate this task" */
+	volatile int32_t kill_request;		/* signal number, 0: none */
+	char		 kill_task_id[SB_TASKIDLEN];
+
 	/* written by the master */
-	char		 queue[SB_QUEUELEN];
+	char		 queue[SB_QUEUELEN];	/* "" for non-worker roles */
+	int32_t		 role;			/* enum sb_role */
 	int32_t		 index;			/* slot number within its queue */
 	uint32_t	 generation;
 	volatile int32_t kill_reason;		/* enum sb_kill_reason */

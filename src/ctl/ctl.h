@@ -14,6 +14,7 @@ int	ctl_send(struct config *, int argc, char **argv);
 int	ctl_result(struct config *, int argc, char **argv);
 int	ctl_run(struct config *, int argc, char **argv);
 int	ctl_dead(struct config *, int argc, char **argv);
+int	ctl_revoke(struct config *, int argc, char **argv);
 
 /* Helpers shared by the commands (send.c). */
 redisContext	*ctl_connect(const char *url);

@@ -7,6 +7,8 @@
 
 #include "broker/redis.h"
 #include "broker/result.h"
+#include "broker/revoke.h"
+#include "common/util.h"
 #include "common/celeriac.h"
 #include "ctl/ctl.h"
 
@@ -56,5 +58,40 @@ ctl_dead(struct config *cfg, int argc, char **argv)
 		printf("%.*s\n", (int)r->element[i]->len, r->element[i]->str);
 	freeReplyObject(r);
 	redisFree(c);
+	return 0;
+}
+
+/* celeriac revoke ID [--terminate [--signal SIG]] */
+int
+ctl_revoke(struct config *cfg, int argc, char **argv)
+{
+	redisContext	*c;
+	const char	*id = NULL, *sig = "SIGTERM";
+	int		 i, terminate = 0, rc;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--terminate") == 0)
+			terminate = 1;
+		else if (strcmp(argv[i], "--signal") == 0 && i + 1 < argc)
+			sig = argv[++i];
+		else if (argv[i][0] != '-' && id == NULL)
+			id = argv[i];
+		else
+			id = NULL, i = argc;
+	}
+	if (id == NULL || revoke_signal_number(sig) <= 0) {
+		fprintf(stderr, "usage: celeriac revoke TASK_ID [--terminate "
+		    "[--signal SIG]]\n");
+		return 2;
+	}
+	if ((c = ctl_connect(cfg->broker)) == NULL)
+		return 1;
+	rc = revoke_publish(c, id, terminate, sig, now_unix());
+	redisFree(c);
+	if (rc == -1) {
+		fprintf(stderr, "celeriac: cannot record the revoke\n");
+		return 1;
+	}
+	printf("revoked %s%s\n", id, terminate ? " (terminating)" : "");
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include "supervisor/child.h"
 #include "supervisor/limits.h"
 #include "supervisor/signal.h"
+#include "control/control.h"
 #include "worker/worker.h"
 
 pid_t
@@ -72,4 +73,45 @@ child_spawn_worker(struct mslot *s, int i, struct scoreboard *sb,
 	a.slot = slot;
 	a.notify_fd = notify_fd;
 	worker_main(&a);
+}
+
+pid_t
+child_spawn_control(struct mslot *s, int i, struct scoreboard *sb,
+    const struct config *cfg, int notify_fd, int close_fd)
+{
+	struct control_args	 a;
+	struct sb_slot		*slot = &sb->slots[i];
+	pid_t			 pid, master = getpid();
+	char			 err[256];
+
+	slot->pid = 0;
+	slot->state = SB_STARTING;
+	slot->generation++;
+	if ((pid = fork()) == -1) {
+		log_warn("fork for the control child");
+		return -1;
+	}
+	if (pid > 0) {
+		setpgid(pid, pid);
+		s->pid = slot->pid = pid;
+		return pid;
+	}
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != master)
+		_exit(EXIT_CLEAN);
+	sig_reset_child();
+	close(close_fd);
+	slot->pid = getpid();
+	if (limits_drop_privileges(cfg->user, cfg->group, err,
+	    sizeof(err)) == -1) {
+		log_errx("control: %s", err);
+		_exit(EXIT_NORESPAWN);
+	}
+	memset(&a, 0, sizeof(a));
+	a.cfg = cfg;
+	a.sb = sb;
+	a.slot = i;
+	a.notify_fd = notify_fd;
+	control_main(&a);
 }

@@ -19,6 +19,7 @@
 
 struct mslot {
 	int			 used;
+	int			 role;		/* enum sb_role */
 	char			 queue[SB_QUEUELEN];
 	int			 index;
 	const struct cfg_queue	*q;
@@ -33,6 +34,10 @@ struct mslot {
 
 /* Fork a worker for slot i; returns its pid or -1. */
 pid_t	child_spawn_worker(struct mslot *, int i, struct scoreboard *,
+	    const struct config *, int notify_fd, int close_fd);
+
+/* Fork the per-host control child into slot i. */
+pid_t	child_spawn_control(struct mslot *, int i, struct scoreboard *,
 	    const struct config *, int notify_fd, int close_fd);
 
 /* Back-off after the n-th consecutive crash (n >= 1). */

@@ -85,7 +85,7 @@ fail:
 }
 
 static int
-slot_alloc(struct master *m, const struct cfg_queue *q, int index)
+slot_alloc(struct master *m, int role, const struct cfg_queue *q, int index)
 {
 	int i;
 
@@ -95,16 +95,20 @@ slot_alloc(struct master *m, const struct cfg_queue *q, int index)
 			continue;
 		memset(s, 0, sizeof(*s));
 		s->used = 1;
-		snprintf(s->queue, sizeof(s->queue), "%s", q->name);
+		s->role = role;
+		snprintf(s->queue, sizeof(s->queue), "%s", q ? q->name :
+		    "control");
 		s->index = index;
 		s->q = q;
 		memset(&m->sb->slots[i], 0, sizeof(m->sb->slots[i]));
-		snprintf(m->sb->slots[i].queue, SB_QUEUELEN, "%s", q->name);
+		snprintf(m->sb->slots[i].queue, SB_QUEUELEN, "%s", q ? q->name :
+		    "");
+		m->sb->slots[i].role = role;
 		m->sb->slots[i].index = index;
 		return i;
 	}
-	log_warnx("no free slot for %s#%d (at most %d workers)", q->name,
-	    index, SB_MAXSLOTS);
+	log_warnx("no free slot for %s#%d (at most %d children)",
+	    q ? q->name : "control", index, SB_MAXSLOTS);
 	return -1;
 }
 
@@ -114,9 +118,10 @@ slots_from_config(struct master *m)
 	size_t	i;
 	int	k;
 
+	slot_alloc(m, SB_ROLE_CONTROL, NULL, 0);
 	for (i = 0; i < m->cfg->nqueues; i++)
 		for (k = 0; k < m->cfg->queues[i].concurrency; k++)
-			slot_alloc(m, &m->cfg->queues[i], k);
+			slot_alloc(m, SB_ROLE_WORKER, &m->cfg->queues[i], k);
 }
 
 static int
@@ -244,8 +249,11 @@ spawn_due(struct master *m, int64_t now)
 			continue;
 		}
 		s->spawned_ms = now;
-		if (child_spawn_worker(s, i, m->sb, m->cfg, m->notify[1],
-		    m->notify[0]) == -1) {
+		if ((s->role == SB_ROLE_CONTROL ?
+		    child_spawn_control(s, i, m->sb, m->cfg, m->notify[1],
+		    m->notify[0]) :
+		    child_spawn_worker(s, i, m->sb, m->cfg, m->notify[1],
+		    m->notify[0])) == -1) {
 			s->next_spawn_ms = now + BACKOFF_MIN_MS;
 			if (next == 0 || s->next_spawn_ms < next)
 				next = s->next_spawn_ms;
@@ -269,8 +277,20 @@ check_time_limits(struct master *m, int64_t now)
 	for (i = 0; i < SB_MAXSLOTS; i++) {
 		struct mslot *s = &m->slots[i];
 		struct sb_slot *sl = &m->sb->slots[i];
-		if (!s->used || s->pid <= 0 || sl->state != SB_BUSY ||
-		    sl->kill_reason != SB_KILL_NONE)
+		if (!s->used || s->pid <= 0)
+			continue;
+		if (sl->kill_request != 0) {
+			char cur[SB_TASKIDLEN];
+			int sig = sl->kill_request;
+			sl->kill_request = 0;
+			/* Only if that task is still the one running. */
+			if (sb_read_task(sl, cur, sizeof(cur), NULL, 0, NULL) &&
+			    strcmp(cur, sl->kill_task_id) == 0) {
+				sl->kill_reason = SB_KILL_REVOKE;
+				killpg(s->pid, sig);
+			}
+		}
+		if (sl->state != SB_BUSY || sl->kill_reason != SB_KILL_NONE)
 			continue;
 		if (policy_hard_limit_due(sl->busy_since_ms, sl->hard_limit_ms,
 		    now, &deadline)) {

@@ -50,11 +50,17 @@ describe_exit(int status, char *buf, size_t len)
 		snprintf(buf, len, "Worker exited prematurely");
 }
 
-static int
-recover_one(struct worker *w, const char *raw, size_t len)
+/*
+ * w->queue is the slot's queue; the control child passes NULL and the
+ * queue is then the message's own routing key.
+ */
+int
+recover_message(struct worker *w, const char *raw, size_t len)
 {
 	struct task_msg		 m;
 	struct exec_target	 t;
+	const struct cfg_queue	*q = w->queue;
+	const char		*qname;
 	char			 err[512], why[128], *meta = NULL, *env;
 	json_object		*em;
 	enum recover_action	 act;
@@ -64,12 +70,14 @@ recover_one(struct worker *w, const char *raw, size_t len)
 		char id[64], task[256];
 		dead_letter_peek_ids(raw, len, id, sizeof(id), task,
 		    sizeof(task));
-		return dead_letter_push(w->broker, w->queue->name, err, id,
+		return dead_letter_push(w->broker, q ? q->name : NULL, err, id,
 		    task, raw, len, w->processing);
 	}
-	acks_late = w->queue->acks_late;
-	if (exec_resolve(w->cfg, w->queue, m.task, &t, err, sizeof(err)) ==
-	    EXEC_OK)
+	if (q == NULL && m.routing_key != NULL)
+		q = cfg_queue_find(w->cfg, m.routing_key);
+	qname = q ? q->name : m.routing_key ? m.routing_key : "celery";
+	acks_late = q ? q->acks_late : 0;
+	if (exec_resolve(w->cfg, q, m.task, &t, err, sizeof(err)) == EXEC_OK)
 		acks_late = t.acks_late;
 	act = recover_decide(w->slot->last_kill, acks_late);
 	em = json_object_new_array();
@@ -78,8 +86,8 @@ recover_one(struct worker *w, const char *raw, size_t len)
 		log_notice("re-queueing %s[%s] left by a dead worker "
 		    "(acks_late)", m.task, m.id);
 		env = msg_encode_redelivered(&m);
-		rc = publish_restore(w->broker, w->queue->name,
-		    env ? env : raw, w->processing);
+		rc = publish_restore(w->broker, qname, env ? env : raw,
+		    w->processing);
 		free(env);
 		json_object_put(em);
 		msg_clear(&m);
@@ -124,7 +132,7 @@ recover_slot(struct worker *w)
 	if (r == NULL)
 		return -1;
 	for (i = 0; i < r->elements; i++)
-		if (recover_one(w, r->element[i]->str, r->element[i]->len) ==
+		if (recover_message(w, r->element[i]->str, r->element[i]->len) ==
 		    -1)
 			rc = -1;
 	freeReplyObject(r);

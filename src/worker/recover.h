@@ -18,6 +18,9 @@ enum recover_action {
 /* The pure decision, unit-tested: what to do given how the owner died. */
 enum recover_action recover_decide(int kill_reason, int acks_late);
 
+/* Handle one such message; w->queue NULL: use the message's queue. */
+int	recover_message(struct worker *, const char *raw, size_t len);
+
 /* Handle every message in w->processing; 0, or -1 on a broker error. */
 int	recover_slot(struct worker *);
 

@@ -35,6 +35,7 @@
 volatile sig_atomic_t worker_stop;
 volatile sig_atomic_t worker_soft;
 static int wake_pipe[2] = { -1, -1 };
+static struct sb_slot *my_slot;
 
 #define ETA_TOLERANCE_S		0.002
 /* Celery's default_retry_delay when no back-off is configured. */
@@ -47,7 +48,12 @@ worker_signal(int sig)
 
 	if (sig == SIGALRM)
 		worker_soft = 1;
-	else
+	else if (my_slot != NULL && my_slot->kill_reason == SB_KILL_REVOKE) {
+		/* revoke --terminate: the master asked for this task to
+		 * end now, not after it finishes. */
+		signal(sig, SIG_DFL);
+		raise(sig);
+	} else
 		worker_stop = 1;
 	/* Async-signal-safe; wakes a worker blocked in poll(). */
 	(void)!write(wake_pipe[1], "", 1);
@@ -566,8 +572,17 @@ worker_main(const struct worker_args *a)
 	w.fetch.extra_channel = CONTROL_CHANNEL;
 	w.fetch.on_message = on_control;
 	w.fetch.cb_arg = &w;
+	my_slot = w.slot;
 	if (worker_connect(&w) == -1)
 		exit(EXIT_CLEAN);
+	{
+		/* Hosts that recover a dead host's lists find them here. */
+		redisReply *r = redis_command(w.broker, "HSET %s %s %s",
+		    "celeriac.processing", w.processing, a->cfg->hostname ?
+		    a->cfg->hostname : host_name());
+		if (r)
+			freeReplyObject(r);
+	}
 	revoke_load(w.broker, &w.revoked, now_unix());
 	recovered = recover_slot(&w) == 0;
 	if (!recovered)

@@ -216,7 +216,8 @@ START_TEST(test_full)
 	ck_assert_int_eq(cfg->environment, CFG_ENV_PRODUCTION);
 	ck_assert_str_eq(cfg->broker, "redis://broker.example:6380/2");
 	ck_assert_str_eq(cfg->result_backend, "redis://results.example:6381/3");
-	ck_assert_str_eq(cfg->database, "postgresql://celeriac@db.example/jobs");
+	ck_assert_str_eq(cfg->database,
+	    "postgresql://celeriac@db.example/jobs");
 	ck_assert_str_eq(cfg->hostname, "node7.example");
 	ck_assert_int_eq(cfg->result_expires_ms, 0);
 	ck_assert_int_eq(cfg->shutdown_timeout_ms, 45000);
@@ -411,7 +412,8 @@ START_TEST(test_values)
 	cfg_free(cfg);
 
 	/* anchors are harmless without aliases; empty task/beat maps */
-	cfg = load_ok("queues:\n  q: &anchor {priority: 1}\ntasks:\nbeat: {}\n");
+	cfg = load_ok("queues:\n  q: &anchor {priority: 1}\n"
+	    "tasks:\nbeat: {}\n");
 	ck_assert_int_eq(cfg->queues[0].priority, 1);
 	ck_assert_uint_eq(cfg->ntasks, 0);
 	ck_assert_uint_eq(cfg->nbeat, 0);
@@ -582,7 +584,8 @@ START_TEST(test_err_missing)
 	    "required key is missing");
 	err_is(Q1 "tasks:\n  t1:\n    queue: q\n", "4:3: tasks.t1.run: ",
 	    "required key is missing");
-	err_is(Q1 "tasks:\n  t1:\n    run: builtin:x\n", "4:3: tasks.t1.queue: ",
+	err_is(Q1 "tasks:\n  t1:\n    run: builtin:x\n",
+	    "4:3: tasks.t1.queue: ",
 	    "required key is missing");
 	err_is(Q1 "tasks:\n  t1:\n", "4:3: tasks.t1.run: ",
 	    "required key is missing");
@@ -590,10 +593,10 @@ START_TEST(test_err_missing)
 	    "required key is missing");
 	err_is("queues:\n", "1:8: queues: ", "expected a mapping of queue "
 	    "names to queues, got nothing");
-	err_is("queues: {}\n", "1:9: queues: ", "expected at least one entry, "
+	err_is("queues: {}\n", "1:9: queues: ", "expected at least one queue, "
 	    "got an empty mapping");
-	err_is("log:\n  target: file\n" Q1, "2:3: log.file: ", "required key is "
-	    "missing (target is file)");
+	err_is("log:\n  target: file\n" Q1, "2:3: log.file: ",
+	    "required key is missing (target is file)");
 	err_is("log:\n  target: syslog\n  file: /x\n" Q1, "3:3: log.file: ",
 	    "only used with target: file");
 }
@@ -637,12 +640,14 @@ START_TEST(test_err_types)
 	err_is("queues:\n  r:\n    concurrency: two\n",
 	    "3:18: queues.r.concurrency: ",
 	    "expected an integer from 0 to 256, got \"two\"");
-	err_is("queues:\n  r:\n    priority: 1.5\n", "3:15: queues.r.priority: ",
+	err_is("queues:\n  r:\n    priority: 1.5\n",
+	    "3:15: queues.r.priority: ",
 	    "expected an integer from 0 to 9, got \"1.5\"");
 	err_is("queues:\n  r:\n    nice: \"\"\n", "3:11: queues.r.nice: ",
 	    "expected an integer from -20 to 19, got \"\"");
 	err_is(Q1 "beat:\n  b: {task: t, every: 1, args: {a: 1}}\n",
-	    "4:32: beat.b.args: ", "expected a list of arguments, got a mapping");
+	    "4:32: beat.b.args: ",
+	    "expected a list of arguments, got a mapping");
 	err_is(Q1 "beat:\n  b: {task: t, every: 1, kwargs: [1]}\n",
 	    "4:34: beat.b.kwargs: ", "expected a mapping of keyword arguments, "
 	    "got a list");
@@ -653,9 +658,11 @@ END_TEST
 
 START_TEST(test_err_range)
 {
-	err_is("queues:\n  r: {concurrency: 257}\n", "2:20: queues.r.concurrency: ",
+	err_is("queues:\n  r: {concurrency: 257}\n",
+	    "2:20: queues.r.concurrency: ",
 	    "expected an integer from 0 to 256, got \"257\"");
-	err_is("queues:\n  r: {concurrency: -1}\n", "2:20: queues.r.concurrency: ",
+	err_is("queues:\n  r: {concurrency: -1}\n",
+	    "2:20: queues.r.concurrency: ",
 	    "expected an integer from 0 to 256, got \"-1\"");
 	load_err("queues:\n  r: {concurrency: 99999999999999999999}\n",
 	    "2:20: queues.r.concurrency: ");
@@ -674,8 +681,10 @@ START_TEST(test_err_range)
 	load_err("queues:\n  r: {limits: {open_files: 1048577}}\n",
 	    "2:28: queues.r.limits.open_files: ");
 	err_is(Q1 "tasks:\n  t: {run: [a], queue: q, max_retries: -1}\n",
-	    "4:40: tasks.t.max_retries: ", "expected an integer >= 0, got \"-1\"");
-	load_err(Q1 "tasks:\n  t: {run: [a], queue: q, max_retries: 2147483648}\n",
+	    "4:40: tasks.t.max_retries: ",
+	    "expected an integer >= 0, got \"-1\"");
+	load_err(Q1 "tasks:\n  t: {run: [a], queue: q,"
+	    " max_retries: 2147483648}\n",
 	    "4:40: tasks.t.max_retries: ");
 }
 END_TEST
@@ -690,22 +699,28 @@ START_TEST(test_err_duration)
 	ck_assert_str_eq(load_err("result_expires: -5s\n" Q1,
 	    "1:17: result_expires: "), "expected a duration such as 250ms, "
 	    "30s, 5m, 1h or 7d, got \"-5s\"");
-	load_err("queues:\n  r: {time_limit: 1.5h}\n", "2:19: queues.r.time_limit: ");
-	load_err("queues:\n  r: {time_limit: 10S}\n", "2:19: queues.r.time_limit: ");
+	load_err("queues:\n  r: {time_limit: 1.5h}\n",
+	    "2:19: queues.r.time_limit: ");
+	load_err("queues:\n  r: {time_limit: 10S}\n",
+	    "2:19: queues.r.time_limit: ");
 	load_err("queues:\n  r: {time_limit: 9999999999999999d}\n",
 	    "2:19: queues.r.time_limit: ");
-	load_err("queues:\n  r: {time_limit: [1]}\n", "2:19: queues.r.time_limit: ");
+	load_err("queues:\n  r: {time_limit: [1]}\n",
+	    "2:19: queues.r.time_limit: ");
 	err_is("queues:\n  r: {soft_time_limit: 0}\n",
 	    "2:24: queues.r.soft_time_limit: ",
 	    "expected a duration greater than 0, got \"0\"");
-	load_err("queues:\n  r: {limits: {cpu: 0s}}\n", "2:21: queues.r.limits.cpu: ");
+	load_err("queues:\n  r: {limits: {cpu: 0s}}\n",
+	    "2:21: queues.r.limits.cpu: ");
 	load_err(Q1 "tasks:\n  t: {run: [a], queue: q, retry_backoff_max: 0}\n",
 	    "4:46: tasks.t.retry_backoff_max: ");
 	err_is(Q1 "tasks:\n  t: {run: [a], queue: q, retry_backoff: often}\n",
 	    "4:42: tasks.t.retry_backoff: ", "expected a duration such as 1s "
 	    "or 30s, or true or false, got \"often\"");
-	load_err(Q1 "beat:\n  b: {task: t, every: 0}\n", "4:23: beat.b.every: ");
-	load_err(Q1 "beat:\n  b: {task: t, every: soon}\n", "4:23: beat.b.every: ");
+	load_err(Q1 "beat:\n  b: {task: t, every: 0}\n",
+	    "4:23: beat.b.every: ");
+	load_err(Q1 "beat:\n  b: {task: t, every: soon}\n",
+	    "4:23: beat.b.every: ");
 }
 END_TEST
 
@@ -714,8 +729,10 @@ START_TEST(test_err_size)
 	err_is("queues:\n  r: {limits: {address_space: 1X}}\n",
 	    "2:31: queues.r.limits.address_space: ", "expected a size such as "
 	    "64K, 512M, 1G or 2T, got \"1X\"");
-	load_err("queues:\n  r: {limits: {core: -1G}}\n", "2:22: queues.r.limits.core: ");
-	load_err("queues:\n  r: {limits: {core: 1iB}}\n", "2:22: queues.r.limits.core: ");
+	load_err("queues:\n  r: {limits: {core: -1G}}\n",
+	    "2:22: queues.r.limits.core: ");
+	load_err("queues:\n  r: {limits: {core: 1iB}}\n",
+	    "2:22: queues.r.limits.core: ");
 	load_err("queues:\n  r: {limits: {file_size: 1.5G}}\n",
 	    "2:27: queues.r.limits.file_size: ");
 	load_err("queues:\n  r: {limits: {file_size: 99999999T}}\n",
@@ -753,8 +770,8 @@ START_TEST(test_err_run)
 	err_is(Q1 "tasks:\n  t:\n    run: [\"\", x]\n    queue: q\n",
 	    "5:11: tasks.t.run[0]: ", "expected a program, got \"\"");
 	err_is(Q1 "tasks:\n  \"bad name\": {run: [a], queue: q}\n",
-	    "4:3: tasks.bad name: ", "invalid task name; expected a Celery task "
-	    "name without blanks");
+	    "4:3: tasks.bad name: ",
+	    "invalid task name; expected a Celery task name without blanks");
 }
 END_TEST
 
@@ -826,7 +843,8 @@ START_TEST(test_err_beat)
 	    "6:11: beat.b.cron: ");
 	load_err(Q1 "beat:\n  b:\n    task: t\n    cron: \"@daily\"\n",
 	    "6:11: beat.b.cron: ");
-	load_err(Q1 "beat:\n  b:\n    task: t\n    cron: 5\n", "6:11: beat.b.cron: ");
+	load_err(Q1 "beat:\n  b:\n    task: t\n    cron: 5\n",
+	    "6:11: beat.b.cron: ");
 	load_err(Q1 "beat:\n  b: {task: t, every: 1, args: [[[[[[[[[[[[[[[[[[[["
 	    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
 	    "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
@@ -892,8 +910,8 @@ START_TEST(test_env_environment)
 	ck_assert_int_eq(cfg->queues[0].time_limit_ms, CFG_UNSET);
 	cfg_free(cfg);
 	/* what the file sets wins over the environment's defaults */
-	cfg = load_ok("shutdown_timeout: 2s\nlog: {level: debug, target: stderr}\n"
-	    Q1);
+	cfg = load_ok("shutdown_timeout: 2s\n"
+	    "log: {level: debug, target: stderr}\n" Q1);
 	ck_assert_int_eq(cfg->shutdown_timeout_ms, 2000);
 	ck_assert_int_eq(cfg->log_level, LOG_DEBUG);
 	ck_assert_int_eq(cfg->log_target, CFG_LOG_STDERR);

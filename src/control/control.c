@@ -1,0 +1,255 @@
+/*
+ * control.c - the per-host control child (see control.h).
+ *
+ * It reuses the worker's connection and recovery code with a worker
+ * struct of its own: its "slot" is its own processing list, into which
+ * it moves one message at a time from a dead host's list, so that a crash
+ * of the control child itself loses nothing either.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "broker/eta.h"
+#include "broker/redis.h"
+#include "broker/revoke.h"
+#include "common/celeriac.h"
+#include "common/log.h"
+#include "common/proctitle.h"
+#include "common/util.h"
+#include "control/control.h"
+#include "worker/recover.h"
+#include "worker/worker.h"
+
+static int wake[2] = { -1, -1 };
+static int master_fd = -1;
+
+/*
+ * Pop one message from a dead host's list into ours, only while that
+ * host's heartbeat is still absent: two hosts recovering the same list
+ * never both take a message.
+ */
+static const char steal_lua[] =
+	"if redis.call('EXISTS', KEYS[1]) == 1 then return false end\n"
+	"return redis.call('RPOPLPUSH', KEYS[2], KEYS[3])\n";
+
+static void
+control_signal(int sig)
+{
+	int saved = errno;
+
+	worker_stop = 1;
+	(void)!write(wake[1], "", 1);
+	errno = saved;
+}
+
+static const char *
+me(const struct config *cfg)
+{
+	return cfg->hostname ? cfg->hostname : host_name();
+}
+
+static void
+heartbeat(struct worker *w, struct scoreboard *sb)
+{
+	char		 key[300], val[256];
+	redisReply	*r;
+
+	snprintf(key, sizeof(key), HOST_KEY_PREFIX "%s", me(w->cfg));
+	snprintf(val, sizeof(val), "{\"pid\":%d,\"master_pid\":%d,"
+	    "\"time\":%.3f}", (int)getpid(), (int)sb->master_pid, now_unix());
+	r = redis_command(w->broker, "SET %s %s PX %d", key, val, HOST_TTL_MS);
+	if (r)
+		freeReplyObject(r);
+}
+
+static void
+recover_list(struct worker *w, const char *list, const char *host)
+{
+	char		 hb[300];
+	redisReply	*r;
+	int		 n = 0;
+
+	snprintf(hb, sizeof(hb), HOST_KEY_PREFIX "%s", host);
+	for (;;) {
+		r = redis_command(w->broker, "EVAL %s 3 %s %s %s", steal_lua,
+		    hb, list, w->processing);
+		if (r == NULL)
+			return;
+		if (r->type != REDIS_REPLY_STRING) {
+			freeReplyObject(r);
+			break;
+		}
+		log_notice("host %s is gone (no heartbeat); recovering a "
+		    "message from %s", host, list);
+		recover_message(w, r->str, r->len);
+		freeReplyObject(r);
+		n++;
+	}
+	/* Forget the list once it is empty and its host still dead. */
+	r = redis_command(w->broker, "EVAL %s 3 %s %s %s",
+	    "if redis.call('EXISTS', KEYS[1]) == 0 and "
+	    "redis.call('LLEN', KEYS[2]) == 0 then "
+	    "return redis.call('HDEL', KEYS[3], KEYS[2]) end return 0",
+	    hb, list, PROCESSING_INDEX);
+	if (r)
+		freeReplyObject(r);
+	(void)n;
+}
+
+static void
+recover_dead_hosts(struct worker *w)
+{
+	redisReply	*r, *e;
+	size_t		 i;
+	char		 key[300];
+
+	r = redis_command(w->broker, "HGETALL %s", PROCESSING_INDEX);
+	if (r == NULL)
+		return;
+	for (i = 0; i + 1 < r->elements; i += 2) {
+		const char *list = r->element[i]->str;
+		const char *host = r->element[i + 1]->str;
+		if (strcmp(host, me(w->cfg)) == 0)
+			continue;
+		snprintf(key, sizeof(key), HOST_KEY_PREFIX "%s", host);
+		e = redis_command(w->broker, "EXISTS %s", key);
+		if (e && e->integer == 0)
+			recover_list(w, list, host);
+		if (e)
+			freeReplyObject(e);
+	}
+	freeReplyObject(r);
+}
+
+/* revoke --terminate: find the slot running the task, ask the master. */
+static void
+on_control(void *arg, const char *channel, const char *payload, size_t len)
+{
+	struct scoreboard	*sb = arg;
+	char			 id[128], cur[SB_TASKIDLEN];
+	int			 terminate, signo, i;
+
+	if (!revoke_parse(payload, id, sizeof(id), &terminate, &signo) ||
+	    !terminate)
+		return;
+	for (i = 0; i < SB_MAXSLOTS; i++) {
+		struct sb_slot *s = &sb->slots[i];
+		if (s->pid <= 0 || s->role != SB_ROLE_WORKER ||
+		    !sb_read_task(s, cur, sizeof(cur), NULL, 0, NULL) ||
+		    strcmp(cur, id) != 0)
+			continue;
+		snprintf(s->kill_task_id, sizeof(s->kill_task_id), "%.39s", id);
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		s->kill_request = signo > 0 ? signo : SIGTERM;
+		log_notice("terminating task %s (worker pid %d, signal %d)",
+		    id, (int)s->pid, s->kill_request);
+		(void)!write(master_fd, "k", 1);
+	}
+}
+
+void
+control_main(const struct control_args *a)
+{
+	struct worker		 w;
+	struct sb_slot		*slot = &a->sb->slots[a->slot];
+	struct sigaction	 sa;
+	int64_t			 next_hb = 0, next_rec = 0, now;
+	double			 next_eta = 0, nx;
+	char			 err[256], buf[64];
+	redisReply		*r;
+	int			 wait_ms;
+
+	memset(&w, 0, sizeof(w));
+	w.cfg = a->cfg;
+	w.queue = NULL;
+	w.slot = slot;
+	w.notify_fd = a->notify_fd;
+	master_fd = a->notify_fd;
+	w.result_ttl_s = a->cfg->result_expires_ms / 1000;
+	snprintf(w.name, sizeof(w.name), "control");
+	snprintf(w.processing, sizeof(w.processing),
+	    "celeriac.processing.%s.control.0", me(a->cfg));
+	log_set_ident("control");
+	proctitle_set("celeriacd: control");
+
+	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == -1)
+		exit(EXIT_CRASH);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = control_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+
+	if (redis_url_parse(a->cfg->broker, &w.broker_url, err,
+	    sizeof(err)) == -1 ||
+	    redis_url_parse(a->cfg->result_backend ? a->cfg->result_backend :
+	    a->cfg->broker, &w.backend_url, err, sizeof(err)) == -1) {
+		log_errx("%s", err);
+		exit(EXIT_NORESPAWN);
+	}
+	/* The fetcher only carries the control-channel subscription here. */
+	if (fetch_init(&w.fetch, NULL, &w.broker_url, "celeriac.control.none",
+	    w.processing) == -1)
+		exit(EXIT_CRASH);
+	w.fetch.extra_channel = CONTROL_CHANNEL;
+	w.fetch.on_message = on_control;
+	w.fetch.cb_arg = a->sb;
+	w.fetch.notify = -1;	/* no queue to watch */
+	if (worker_connect(&w) == -1)
+		exit(EXIT_CLEAN);
+	r = redis_command(w.broker, "HSET %s %s %s", PROCESSING_INDEX,
+	    w.processing, me(a->cfg));
+	if (r)
+		freeReplyObject(r);
+	recover_slot(&w);
+	fetch_subscribe(&w.fetch);
+	slot->state = SB_IDLE;
+	worker_notify(&w);
+
+	while (!worker_stop) {
+		if (getppid() == 1)
+			break;
+		if (w.broker == NULL && worker_connect(&w) == -1)
+			break;
+		now = mono_ms();
+		if (now >= next_hb) {
+			heartbeat(&w, a->sb);
+			next_hb = now + HEARTBEAT_EVERY_MS;
+		}
+		if (now >= next_rec) {
+			recover_dead_hosts(&w);
+			next_rec = now + RECOVERY_EVERY_MS;
+		}
+		/* Delayed messages move even when every worker is busy. */
+		if (now_unix() >= next_eta) {
+			if (eta_move_due(w.broker, now_unix(), &nx) >= 0)
+				next_eta = nx > 0 && nx < now_unix() + 1.0 ? nx :
+				    now_unix() + 1.0;
+		}
+		if (w.broker && w.broker->err)
+			worker_connect(&w);
+		wait_ms = (int)((next_eta - now_unix()) * 1000) + 1;
+		fetch_wait(&w.fetch, wait_ms < 0 ? 0 : wait_ms > 250 ? 250 :
+		    wait_ms, wake[0]);
+		while (read(wake[0], buf, sizeof(buf)) > 0)
+			;
+	}
+	slot->state = SB_STOPPING;
+	fetch_free(&w.fetch);
+	if (w.backend && w.backend != w.broker)
+		redisFree(w.backend);
+	if (w.broker)
+		redisFree(w.broker);
+	exit(EXIT_CLEAN);
+}
