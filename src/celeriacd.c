@@ -20,7 +20,6 @@
 #include "common/proctitle.h"
 #include "common/util.h"
 #include "supervisor/master.h"
-#include "tasks/registry.h"
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/celeriac/celeriac.yml"
 
@@ -36,28 +35,6 @@ usage(FILE *f)
 	    "  --queues spec  run only these queues, e.g. reports=4,documents\n"
 	    "  -V             print the version and exit\n",
 	    DEFAULT_CONFIG);
-}
-
-/*
- * Checks the configuration cannot do alone because they need the task
- * registry: every builtin: name must exist.
- */
-static int
-check_builtins(const struct config *cfg, char *err, size_t errlen)
-{
-	size_t i;
-
-	for (i = 0; i < cfg->ntasks; i++) {
-		const struct cfg_task *t = &cfg->tasks[i];
-		if (t->run_kind == CFG_RUN_BUILTIN &&
-		    task_registry_find(t->builtin) == NULL) {
-			snprintf(err, errlen, "%s:%d:%d: tasks.%s.run: unknown "
-			    "built-in task \"builtin:%s\"", cfg->path,
-			    t->run_line, t->run_col, t->name, t->builtin);
-			return -1;
-		}
-	}
-	return 0;
 }
 
 static int
@@ -146,7 +123,7 @@ main(int argc, char **argv)
 	struct config		*cfg;
 	struct master_opts	 mo;
 	char			 err[CFG_ERRLEN];
-	char			*path = NULL, *queues = NULL;
+	char			*path = NULL, *queues = NULL, *pidpath;
 	int			 ch, test = 0, daemon_mode = 0, pidfd = -1, rc;
 
 	memset(&mo, 0, sizeof(mo));
@@ -177,15 +154,12 @@ main(int argc, char **argv)
 		path = xstrdup(getenv("CELERIAC_CONFIG") ?
 		    getenv("CELERIAC_CONFIG") : DEFAULT_CONFIG);
 
-	if ((cfg = cfg_load(path, err, sizeof(err))) == NULL ||
-	    check_builtins(cfg, err, sizeof(err)) == -1 ||
-	    (queues && master_filter_queues(cfg, queues, err,
-	    sizeof(err)) == -1)) {
+	if ((cfg = master_load_config(path, queues, err, sizeof(err))) ==
+	    NULL) {
 		fprintf(stderr, "celeriacd: %s\n", err);
 		if (test)
 			fprintf(stderr, "celeriacd: configuration file %s "
 			    "test failed\n", path);
-		cfg_free(cfg);
 		return 1;
 	}
 	if (test) {
@@ -213,12 +187,13 @@ main(int argc, char **argv)
 		return 1;
 	mo.config_path = path;
 	mo.queues = queues;
-	rc = master_run(cfg, &mo);
+	pidpath = cfg->pidfile ? xstrdup(cfg->pidfile) : NULL;
+	rc = master_run(cfg, &mo);	/* takes cfg: reloads replace it */
 	if (pidfd != -1) {
-		unlink(cfg->pidfile);
+		unlink(pidpath);
 		close(pidfd);
 	}
-	cfg_free(cfg);
+	free(pidpath);
 	free(path);
 	free(queues);
 	log_close();

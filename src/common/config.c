@@ -75,6 +75,7 @@ static int	cfg_read_log_level(struct cfg_ctx *, yaml_node_t *, void *);
 static int	cfg_read_queues(struct cfg_ctx *, yaml_node_t *, void *);
 static int	cfg_read_tasks(struct cfg_ctx *, yaml_node_t *, void *);
 static int	cfg_read_run(struct cfg_ctx *, yaml_node_t *, void *);
+static int	cfg_read_autoretry(struct cfg_ctx *, yaml_node_t *, void *);
 static int	cfg_read_backoff(struct cfg_ctx *, yaml_node_t *, void *);
 static int	cfg_read_beat(struct cfg_ctx *, yaml_node_t *, void *);
 static int	cfg_read_cron(struct cfg_ctx *, yaml_node_t *, void *);
@@ -137,6 +138,7 @@ static const struct cfg_key cfg_task_keys[] = {
 	FN("run", cfg_read_run, CFG_KEY_REQUIRED),
 	REQ("queue", CFG_K_STR, T_(queue)),
 	KEY("max_retries", CFG_K_INT, T_(max_retries), 0, INT_MAX),
+	FN("autoretry_for", cfg_read_autoretry, 0),
 	KEY("acks_late", CFG_K_BOOL, T_(acks_late), 0, 0),
 	KEY("soft_time_limit", CFG_K_DURATION, T_(soft_time_limit_ms), 1,
 	    INT64_MAX),
@@ -440,6 +442,9 @@ cfg_read_run(struct cfg_ctx *ctx, yaml_node_t *n, void *obj)
 	char	 idx[32];
 	size_t	 count, old;
 
+	/* celeriacd -t reports unknown builtin names here. */
+	t->run_line = (int)n->start_mark.line + 1;
+	t->run_col = (int)n->start_mark.column + 1;
 	if (n->type == YAML_SCALAR_NODE && !cfg_is_null(n)) {
 		if ((s = cfg_scalar(ctx, n, what)) == NULL)
 			return -1;
@@ -494,6 +499,51 @@ cfg_read_backoff(struct cfg_ctx *ctx, yaml_node_t *n, void *obj)
 	else if (cfg_parse_duration(s, &ms) == -1)
 		return cfg_expected(ctx, n, "%s", what);
 	t->retry_backoff_ms = ms == 0 ? CFG_UNSET : ms;
+	return 0;
+}
+
+/*
+ * Exception type names (Celery's autoretry_for) whose failures are
+ * retried; "Exception" stands for any.  One name may be given alone.
+ */
+static int
+cfg_read_autoretry(struct cfg_ctx *ctx, yaml_node_t *n, void *obj)
+{
+	struct cfg_task *t = obj;
+	yaml_node_item_t *it, *start, *end;
+	const char *s;
+	char	 idx[32];
+	size_t	 old;
+
+	if (n->type == YAML_SEQUENCE_NODE) {
+		start = n->data.sequence.items.start;
+		end = n->data.sequence.items.top;
+	} else if (n->type == YAML_SCALAR_NODE && !cfg_is_null(n)) {
+		start = NULL;
+		end = NULL;
+	} else
+		return cfg_expected(ctx, n, "a list of exception type names");
+	if ((t->autoretry_for = cfg_calloc(ctx, start == NULL ? 1 :
+	    (size_t)(end - start), sizeof(*t->autoretry_for))) == NULL)
+		return -1;
+	for (it = start; start == NULL || it < end; it++) {
+		snprintf(idx, sizeof(idx), "[%zu]", t->nautoretry);
+		old = start == NULL ? ctx->pathlen : cfg_path_push(ctx, idx);
+		if (start != NULL)
+			n = cfg_node(ctx, *it);
+		if ((s = cfg_scalar(ctx, n, "an exception type name")) != NULL &&
+		    !cfg_task_name_ok(s)) {
+			cfg_expected(ctx, n, "an exception type name");
+			s = NULL;
+		}
+		cfg_path_pop(ctx, old);
+		if (s == NULL || (t->autoretry_for[t->nautoretry] =
+		    cfg_strdup(ctx, s)) == NULL)
+			return -1;
+		t->nautoretry++;
+		if (start == NULL)
+			break;
+	}
 	return 0;
 }
 
@@ -654,8 +704,7 @@ cfg_read_beat(struct cfg_ctx *ctx, yaml_node_t *n, void *obj)
 	size_t	 count = 0;
 
 	if (cfg_entries(ctx, n, "entry names to beat entries", NULL,
-	    &count) ==
-	    -1)
+	    &count) == -1)
 		return -1;
 	if ((cfg->beat = cfg_calloc(ctx, count, sizeof(*cfg->beat))) == NULL)
 		return -1;
@@ -959,6 +1008,9 @@ cfg_free(struct config *cfg)
 		for (j = 0; j < t->argc; j++)
 			free(t->argv[j]);
 		free(t->argv);
+		for (j = 0; j < t->nautoretry; j++)
+			free(t->autoretry_for[j]);
+		free(t->autoretry_for);
 		free(t->name);
 		free(t->builtin);
 		free(t->queue);

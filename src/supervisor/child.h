@@ -25,6 +25,8 @@ struct mslot {
 	const struct cfg_queue	*q;
 	pid_t			 pid;
 	int			 draining;	/* do not respawn */
+	int			 restart;	/* respawn at once when it exits */
+	int64_t			 drain_deadline; /* SIGKILL after this */
 	int			 parked;	/* refused to run: do not respawn */
 	int			 crashes;	/* consecutive */
 	int64_t			 next_spawn_ms;	/* 0: now */

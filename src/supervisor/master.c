@@ -26,10 +26,13 @@
 #include "common/util.h"
 #include "supervisor/child.h"
 #include "supervisor/master.h"
+#include "supervisor/reload.h"
+#include "tasks/registry.h"
 #include "supervisor/signal.h"
 
 struct master {
 	struct config		*cfg;
+	const struct master_opts *opts;
 	struct scoreboard	*sb;
 	struct mslot		 slots[SB_MAXSLOTS];
 	int			 notify[2];
@@ -82,6 +85,44 @@ fail:
 	free(copy);
 	free(keep);
 	return -1;
+}
+
+/*
+ * Checks the configuration cannot do alone because they need the task
+ * registry: every builtin: name must exist.
+ */
+static int
+check_builtins(const struct config *cfg, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->ntasks; i++) {
+		const struct cfg_task *t = &cfg->tasks[i];
+		if (t->run_kind == CFG_RUN_BUILTIN &&
+		    task_registry_find(t->builtin) == NULL) {
+			snprintf(err, errlen, "%s:%d:%d: tasks.%s.run: unknown "
+			    "built-in task \"builtin:%s\"", cfg->path,
+			    t->run_line, t->run_col, t->name, t->builtin);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct config *
+master_load_config(const char *path, const char *queues, char *err,
+    size_t errlen)
+{
+	struct config *cfg;
+
+	if ((cfg = cfg_load(path, err, errlen)) == NULL)
+		return NULL;
+	if (check_builtins(cfg, err, errlen) == -1 ||
+	    (queues && master_filter_queues(cfg, queues, err, errlen) == -1)) {
+		cfg_free(cfg);
+		return NULL;
+	}
+	return cfg;
 }
 
 static int
@@ -194,6 +235,16 @@ reap(struct master *m)
 		sl->restarts++;
 		s->pid = 0;
 		kind = policy_classify_exit(status, reason);
+		if (s->restart && !m->stopping) {
+			/* A new generation takes the slot over at once. */
+			log_info("worker %s#%d (pid %d) replaced after reload",
+			    s->queue, s->index, (int)pid);
+			s->restart = 0;
+			s->crashes = 0;
+			s->next_spawn_ms = now;
+			s->ready_ms = 0;
+			continue;
+		}
 		if (m->stopping || s->draining) {
 			log_debug("worker %s#%d (pid %d) %s", s->queue,
 			    s->index, (int)pid, exit_text(status, buf,
@@ -344,6 +395,170 @@ check_ready(struct master *m, int64_t now)
 	}
 }
 
+static struct mslot *
+slot_find(struct master *m, const char *queue, int index, int *at)
+{
+	int i;
+
+	for (i = 0; i < SB_MAXSLOTS; i++) {
+		struct mslot *s = &m->slots[i];
+		if (s->used && s->role == SB_ROLE_WORKER &&
+		    strcmp(s->queue, queue) == 0 && s->index == index) {
+			if (at)
+				*at = i;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+/* Ask a child to finish its task and exit, within shutdown_timeout. */
+static void
+slot_stop(struct master *m, struct mslot *s, int64_t now)
+{
+	if (s->pid > 0) {
+		kill(s->pid, SIGTERM);
+		s->drain_deadline = now + m->cfg->shutdown_timeout_ms;
+	} else if (s->draining)
+		s->used = 0;
+}
+
+static void
+slot_retarget(struct master *m, const char *queue, int from, int to,
+    const struct cfg_queue *nq, int restart, int64_t now)
+{
+	struct mslot	*s;
+	int		 k, at;
+
+	for (k = from; k < to; k++) {
+		if ((s = slot_find(m, queue, k, &at)) == NULL) {
+			if (nq)
+				slot_alloc(m, SB_ROLE_WORKER, nq, k);
+			continue;
+		}
+		if (nq == NULL) {
+			s->draining = 1;
+			s->restart = 0;
+			s->q = NULL;
+			slot_stop(m, s, now);
+			continue;
+		}
+		s->q = nq;
+		s->parked = 0;
+		if (s->draining) {
+			/* Shrunk, then grown back before it exited. */
+			s->draining = 0;
+			s->restart = s->pid > 0;
+		} else if (restart && s->pid > 0) {
+			s->restart = 1;
+			slot_stop(m, s, now);
+		}
+	}
+}
+
+/*
+ * SIGHUP: parse into a fresh tree; on any error keep running unchanged.
+ * Otherwise apply the difference queue by queue, so unchanged pools keep
+ * their processes and their in-flight tasks.
+ */
+static void
+reload(struct master *m, int64_t now)
+{
+	struct config		*new, *old = m->cfg;
+	struct reload_plan	 plan;
+	const struct cfg_queue	*nq;
+	char			 err[CFG_ERRLEN];
+	size_t			 i;
+	int			 k, kept = 0, changed = 0;
+
+	log_notice("SIGHUP: reloading %s", m->opts->config_path);
+	new = master_load_config(m->opts->config_path, m->opts->queues, err,
+	    sizeof(err));
+	if (new == NULL) {
+		log_errx("reload refused, configuration unchanged: %s", err);
+		return;
+	}
+	if (reload_plan(old, new, &plan) == -1) {
+		log_errx("reload: out of memory; configuration unchanged");
+		cfg_free(new);
+		return;
+	}
+	log_set_level(new->log_level);
+	for (i = 0; i < plan.n; i++) {
+		struct reload_item *it = &plan.items[i];
+		nq = cfg_queue_find(new, it->name);
+		switch (it->action) {
+		case RELOAD_KEEP:
+			slot_retarget(m, it->name, 0, it->new_concurrency, nq,
+			    0, now);
+			kept++;
+			continue;
+		case RELOAD_RESIZE:
+			slot_retarget(m, it->name, 0, it->new_concurrency, nq,
+			    0, now);
+			slot_retarget(m, it->name, it->new_concurrency,
+			    it->old_concurrency, NULL, 0, now);
+			break;
+		case RELOAD_RESTART:
+			slot_retarget(m, it->name, 0, it->new_concurrency, nq,
+			    1, now);
+			slot_retarget(m, it->name, it->new_concurrency,
+			    it->old_concurrency, NULL, 0, now);
+			break;
+		case RELOAD_REMOVE:
+			slot_retarget(m, it->name, 0, it->old_concurrency,
+			    NULL, 0, now);
+			break;
+		case RELOAD_ADD:
+			for (k = 0; k < it->new_concurrency; k++)
+				slot_alloc(m, SB_ROLE_WORKER, nq, k);
+			break;
+		}
+		changed++;
+		log_notice("reload: queue %s %s (concurrency %d -> %d)",
+		    it->name, reload_action_name(it->action),
+		    it->old_concurrency, it->new_concurrency);
+	}
+	if (plan.global_changed) {
+		for (k = 0; k < SB_MAXSLOTS; k++)
+			if (m->slots[k].used &&
+			    m->slots[k].role == SB_ROLE_CONTROL &&
+			    m->slots[k].pid > 0) {
+				m->slots[k].restart = 1;
+				slot_stop(m, &m->slots[k], now);
+			}
+	}
+	reload_plan_free(&plan);
+	m->cfg = new;
+	cfg_free(old);
+	log_notice("reload done: %d queues changed, %d unchanged", changed,
+	    kept);
+}
+
+/* Drained children past their deadline are killed; their task re-queued. */
+static int64_t
+check_drains(struct master *m, int64_t now)
+{
+	int64_t	next = 0;
+	int	i;
+
+	for (i = 0; i < SB_MAXSLOTS; i++) {
+		struct mslot *s = &m->slots[i];
+		if (!s->used || s->pid <= 0 || s->drain_deadline == 0)
+			continue;
+		if (now >= s->drain_deadline) {
+			log_warnx("worker %s#%d (pid %d) still busy after "
+			    "shutdown_timeout; killing it", s->queue, s->index,
+			    (int)s->pid);
+			m->sb->slots[i].kill_reason = SB_KILL_SHUTDOWN;
+			killpg(s->pid, SIGKILL);
+			s->drain_deadline = 0;
+		} else if (next == 0 || s->drain_deadline < next)
+			next = s->drain_deadline;
+	}
+	return next;
+}
+
 static void
 begin_shutdown(struct master *m, int cold, int64_t now)
 {
@@ -383,11 +598,12 @@ master_run(struct config *cfg, const struct master_opts *o)
 	struct master	 m;
 	struct pollfd	 pfd[2];
 	unsigned	 f;
-	int64_t		 now, next_spawn, next_limit;
+	int64_t		 now, next_spawn, next_limit, next_drain;
 	char		 buf[256];
 
 	memset(&m, 0, sizeof(m));
 	m.cfg = cfg;
+	m.opts = o;
 	m.ready_fd = o->ready_fd;
 	if ((m.sb = sb_create()) == NULL)
 		fatal("mmap scoreboard");
@@ -413,9 +629,8 @@ master_run(struct config *cfg, const struct master_opts *o)
 				log_warn("reopening the log file");
 			signal_all(&m, SIGUSR1, SB_KILL_NONE);
 		}
-		if (f & SIGF_HUP)
-			log_warnx("SIGHUP: reload is not implemented yet; "
-			    "configuration unchanged");
+		if ((f & SIGF_HUP) && !m.stopping)
+			reload(&m, now);
 		if ((f & SIGF_QUIT) || ((f & SIGF_INT) && m.stopping))
 			begin_shutdown(&m, 1, now);
 		else if (f & (SIGF_TERM | SIGF_INT))
@@ -424,6 +639,9 @@ master_run(struct config *cfg, const struct master_opts *o)
 			;
 
 		next_limit = check_time_limits(&m, now);
+		next_drain = check_drains(&m, now);
+		if (next_drain && (next_limit == 0 || next_drain < next_limit))
+			next_limit = next_drain;
 		next_spawn = m.stopping ? 0 : spawn_due(&m, now);
 		check_ready(&m, now);
 		if (m.stopping) {
@@ -443,6 +661,7 @@ master_run(struct config *cfg, const struct master_opts *o)
 		    m.stopping && !m.cold ? m.stop_deadline : 0));
 	}
 	log_notice("stopped");
+	cfg_free(m.cfg);
 	sb_destroy(m.sb);
 	close(m.notify[0]);
 	close(m.notify[1]);

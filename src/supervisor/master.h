@@ -14,7 +14,15 @@ struct master_opts {
 	int		 ready_fd;	/* -1, or told 'R' once ready (-d) */
 };
 
-/* Runs until shutdown; returns the process exit status. */
+/*
+ * Parse and validate a configuration as the daemon would run it: the
+ * file, built-in task names, and the --queues filter.  Returns a new
+ * tree or NULL with "file:line:column: key: ..." in err.
+ */
+struct config *master_load_config(const char *path, const char *queues,
+		    char *err, size_t errlen);
+
+/* Runs until shutdown and frees cfg; returns the exit status. */
 int	master_run(struct config *cfg, const struct master_opts *);
 
 /*

@@ -31,6 +31,9 @@ recover_decide(int kill_reason, int acks_late)
 		return RECOVER_FAIL_TIMELIMIT;
 	case SB_KILL_REVOKE:
 		return RECOVER_REVOKED;
+	case SB_KILL_SHUTDOWN:
+		/* We stopped it, not the task: run it again. */
+		return RECOVER_REQUEUE;
 	default:
 		return acks_late ? RECOVER_REQUEUE : RECOVER_FAIL_LOST;
 	}

@@ -20,8 +20,7 @@ def example(celeriacd, services):
     env = {"REDIS_URL": services["REDIS_URL"]}
     if services.get("DATABASE_URL"):
         env["DATABASE_URL"] = services["DATABASE_URL"]
-    d = celeriacd(config_path=EXAMPLE, env=env, args=["--no-beat"])
-    return d
+    return celeriacd(config_path=EXAMPLE, env=env)
 
 
 def test_example_config_is_valid(celeriacd, services):
@@ -46,9 +45,10 @@ def test_each_queue_args_kwargs_priority(example, celery_app, queue):
         assert res.status == "SUCCESS"
 
 
-def test_generate_dummy_report(example, celery_app):
-    res = celery_app.send_task("reports.generate_dummy_report",
-                               args=["r-1"], queue="reports")
+@pytest.mark.parametrize("name", ["reports.generate_dummy_report",
+                                  "app.tasks.generate_dummy_report"])
+def test_generate_dummy_report(example, celery_app, name):
+    res = celery_app.send_task(name, args=["r-1"], queue="reports")
     assert res.get(timeout=10) == {"report_id": "r-1"}
 
 

@@ -111,3 +111,17 @@ def test_bad_config_does_not_start(celeriacd):
     d.start(wait=False)
     assert d.wait(10) == 1
     assert "queues.celery.concurency" in d.log_text()
+
+
+def test_no_beat_and_queues_options(celeriacd, celery_app):
+    d = celeriacd(config={"queues": {"celery": {"concurrency": 1},
+                                     "reports": {"concurrency": 1}}},
+                  args=["--no-beat", "--queues", "celery=2"], start=False)
+    d.config["queues"] = {"celery": {"concurrency": 2}}  # what wait_ready sends to
+    d.start()
+    assert len(d.workers()) == 2
+    # reports is not served by this run.
+    res = celery_app.send_task("celeriac.noop", queue="reports")
+    assert celery_app.send_task("celeriac.noop",
+                                queue="celery").get(timeout=10) is None
+    assert not res.ready()

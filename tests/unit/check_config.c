@@ -721,6 +721,11 @@ START_TEST(test_err_duration)
 	    "4:23: beat.b.every: ");
 	load_err(Q1 "beat:\n  b: {task: t, every: soon}\n",
 	    "4:23: beat.b.every: ");
+	err_is("queues:\n  r: {limits: {cpu: [1]}}\n",
+	    "2:21: queues.r.limits.cpu: ", "expected a duration such as "
+	    "250ms, 30s, 5m, 1h or 7d, got a list");
+	load_err(Q1 "tasks:\n  t: {run: [a], queue: q, retry_backoff: [1]}\n",
+	    "4:42: tasks.t.retry_backoff: ");
 }
 END_TEST
 
@@ -742,6 +747,9 @@ START_TEST(test_err_size)
 	    "expected a size greater than 0, got \"0\"");
 	load_err("queues:\n  r: {limits: {address_space: 0}}\n",
 	    "2:31: queues.r.limits.address_space: ");
+	err_is("queues:\n  r: {limits: {file_size: {a: 1}}}\n",
+	    "2:27: queues.r.limits.file_size: ", "expected a size such as "
+	    "64K, 512M, 1G or 2T, got a mapping");
 }
 END_TEST
 
@@ -844,6 +852,9 @@ START_TEST(test_err_beat)
 	load_err(Q1 "beat:\n  b:\n    task: t\n    cron: \"@daily\"\n",
 	    "6:11: beat.b.cron: ");
 	load_err(Q1 "beat:\n  b:\n    task: t\n    cron: 5\n",
+	    "6:11: beat.b.cron: ");
+	load_err(Q1 "beat:\n  b:\n    task: t\n"
+	    "    cron: [0, 0, '*', '*', '*']\n",
 	    "6:11: beat.b.cron: ");
 	load_err(Q1 "beat:\n  b: {task: t, every: 1, args: [[[[[[[[[[[[[[[[[[[["
 	    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
