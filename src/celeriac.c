@@ -25,6 +25,9 @@ usage(FILE *f)
 	    "  result TASK_ID\n"
 	    "  run TASK [--args JSON] [--kwargs JSON]\n"
 	    "  revoke TASK_ID [--terminate [--signal SIG]]\n"
+	    "  status [--json]\n"
+	    "  reload\n"
+	    "  stop [--cold]\n"
 	    "  dead list\n");
 }
 
@@ -37,6 +40,9 @@ static const struct {
 	{ "run", ctl_run },
 	{ "dead", ctl_dead },
 	{ "revoke", ctl_revoke },
+	{ "status", ctl_status },
+	{ "reload", ctl_reload },
+	{ "stop", ctl_stop },
 };
 
 int

@@ -502,51 +502,6 @@ cfg_read_backoff(struct cfg_ctx *ctx, yaml_node_t *n, void *obj)
 	return 0;
 }
 
-/*
- * Exception type names (Celery's autoretry_for) whose failures are
- * retried; "Exception" stands for any.  One name may be given alone.
- */
-static int
-cfg_read_autoretry(struct cfg_ctx *ctx, yaml_node_t *n, void *obj)
-{
-	struct cfg_task *t = obj;
-	yaml_node_item_t *it, *start, *end;
-	const char *s;
-	char	 idx[32];
-	size_t	 old;
-
-	if (n->type == YAML_SEQUENCE_NODE) {
-		start = n->data.sequence.items.start;
-		end = n->data.sequence.items.top;
-	} else if (n->type == YAML_SCALAR_NODE && !cfg_is_null(n)) {
-		start = NULL;
-		end = NULL;
-	} else
-		return cfg_expected(ctx, n, "a list of exception type names");
-	if ((t->autoretry_for = cfg_calloc(ctx, start == NULL ? 1 :
-	    (size_t)(end - start), sizeof(*t->autoretry_for))) == NULL)
-		return -1;
-	for (it = start; start == NULL || it < end; it++) {
-		snprintf(idx, sizeof(idx), "[%zu]", t->nautoretry);
-		old = start == NULL ? ctx->pathlen : cfg_path_push(ctx, idx);
-		if (start != NULL)
-			n = cfg_node(ctx, *it);
-		if ((s = cfg_scalar(ctx, n, "an exception type name")) != NULL &&
-		    !cfg_task_name_ok(s)) {
-			cfg_expected(ctx, n, "an exception type name");
-			s = NULL;
-		}
-		cfg_path_pop(ctx, old);
-		if (s == NULL || (t->autoretry_for[t->nautoretry] =
-		    cfg_strdup(ctx, s)) == NULL)
-			return -1;
-		t->nautoretry++;
-		if (start == NULL)
-			break;
-	}
-	return 0;
-}
-
 static int
 cfg_task_name_ok(const char *s)
 {
@@ -556,6 +511,52 @@ cfg_task_name_ok(const char *s)
 		if ((unsigned char)*s <= ' ' || *s == 0x7f)
 			return 0;
 	return 1;
+}
+
+/*
+ * Exception type names (Celery's autoretry_for) whose failures are
+ * retried; "Exception" stands for any.  One name may be given alone.
+ */
+static int
+cfg_read_autoretry(struct cfg_ctx *ctx, yaml_node_t *n, void *obj)
+{
+	static const char what[] = "a list of exception type names";
+	struct cfg_task *t = obj;
+	yaml_node_item_t one, *items;
+	yaml_node_t *e;
+	const char *s;
+	char	 idx[32];
+	size_t	 count, i, old;
+	int	 seq = n->type == YAML_SEQUENCE_NODE;
+
+	if (seq) {
+		items = n->data.sequence.items.start;
+		count = (size_t)(n->data.sequence.items.top - items);
+	} else if (n->type == YAML_SCALAR_NODE && !cfg_is_null(n)) {
+		one = (yaml_node_item_t)(n - ctx->doc.nodes.start) + 1;
+		items = &one;
+		count = 1;
+	} else
+		return cfg_expected(ctx, n, "%s", what);
+	if ((t->autoretry_for = cfg_calloc(ctx, count,
+	    sizeof(*t->autoretry_for))) == NULL)
+		return -1;
+	for (i = 0; i < count; i++) {
+		e = cfg_node(ctx, items[i]);
+		snprintf(idx, sizeof(idx), "[%zu]", i);
+		old = seq ? cfg_path_push(ctx, idx) : ctx->pathlen;
+		if ((s = cfg_scalar(ctx, e, "an exception type name")) !=
+		    NULL && !cfg_task_name_ok(s)) {
+			cfg_expected(ctx, e, "an exception type name");
+			s = NULL;
+		}
+		cfg_path_pop(ctx, old);
+		if (s == NULL || (t->autoretry_for[i] = cfg_strdup(ctx, s)) ==
+		    NULL)
+			return -1;
+		t->nautoretry++;
+	}
+	return 0;
 }
 
 static int

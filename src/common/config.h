@@ -108,6 +108,8 @@ struct config {
 	int64_t		 result_expires_ms;	/* default 1 day, 0 = never */
 	int64_t		 shutdown_timeout_ms;	/* default 30 s */
 	int		 track_started;		/* default 0 */
+	int		 crash_limit;		/* crashes that park a queue, default 5, 0 = never */
+	int64_t		 crash_window_ms;	/* within this, default 60 s */
 	int		 events;		/* default 0 */
 
 	enum cfg_log_target log_target;

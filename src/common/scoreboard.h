@@ -86,6 +86,8 @@ struct sb_slot {
 	volatile uint64_t restarts;
 	volatile int32_t last_status;		/* wait status of the last child */
 	volatile int32_t last_kill;		/* kill_reason of the last child */
+	volatile int32_t parked;		/* not respawned (why: last_status) */
+	volatile int32_t configured;		/* slot belongs to the running config */
 };
 
 struct scoreboard {

@@ -70,6 +70,81 @@ heartbeat(struct worker *w, struct scoreboard *sb)
 		freeReplyObject(r);
 }
 
+/*
+ * The host's scoreboard as JSON under celeriac.status.HOST, for
+ * `celeriac status` on any machine that reaches the broker.
+ */
+static void
+publish_status(struct worker *w, struct scoreboard *sb)
+{
+	json_object	*o, *slots, *e, *tasks;
+	char		 key[300], id[SB_TASKIDLEN], name[SB_TASKNAMELEN];
+	int64_t		 since, now = mono_ms();
+	redisReply	*r;
+	int		 i, k;
+
+	o = json_object_new_object();
+	json_object_object_add(o, "host", json_object_new_string(me(w->cfg)));
+	json_object_object_add(o, "master_pid",
+	    json_object_new_int(sb->master_pid));
+	json_object_object_add(o, "uptime", json_object_new_double(
+	    (now - sb->started_ms) / 1000.0));
+	json_object_object_add(o, "time", json_object_new_double(now_unix()));
+	slots = json_object_new_array();
+	for (i = 0; i < SB_MAXSLOTS; i++) {
+		struct sb_slot *s = &sb->slots[i];
+		uint64_t failed = 0;
+		if (!s->configured || s->role != SB_ROLE_WORKER)
+			continue;
+		e = json_object_new_object();
+		json_object_object_add(e, "queue", json_object_new_string(
+		    s->queue));
+		json_object_object_add(e, "index", json_object_new_int(
+		    s->index));
+		json_object_object_add(e, "pid", json_object_new_int(s->pid));
+		json_object_object_add(e, "state", json_object_new_string(
+		    s->parked ? "parked" : sb_state_name(s->state)));
+		if (sb_read_task(s, id, sizeof(id), name, sizeof(name),
+		    &since)) {
+			json_object_object_add(e, "task_id",
+			    json_object_new_string(id));
+			json_object_object_add(e, "task",
+			    json_object_new_string(name));
+			json_object_object_add(e, "busy_seconds",
+			    json_object_new_double(since > 0 ?
+			    (now - since) / 1000.0 : 0));
+		}
+		tasks = json_object_new_object();
+		for (k = 0; k < SB_NSTATS && s->stats[k].name[0]; k++) {
+			failed += s->stats[k].count[SB_FAILED];
+			json_object_object_add(tasks, s->stats[k].name,
+			    json_object_new_int64((int64_t)
+			    (s->stats[k].count[SB_SUCCEEDED] +
+			    s->stats[k].count[SB_FAILED])));
+		}
+		json_object_object_add(e, "processed",
+		    json_object_new_int64((int64_t)s->processed));
+		json_object_object_add(e, "failed",
+		    json_object_new_int64((int64_t)failed));
+		json_object_object_add(e, "restarts",
+		    json_object_new_int64((int64_t)s->restarts));
+		json_object_object_add(e, "last_exit",
+		    json_object_new_int(s->last_status));
+		json_object_object_add(e, "last_kill",
+		    json_object_new_int(s->last_kill));
+		json_object_object_add(e, "tasks", tasks);
+		json_object_array_add(slots, e);
+	}
+	json_object_object_add(o, "workers", slots);
+	snprintf(key, sizeof(key), "celeriac.status.%s", me(w->cfg));
+	r = redis_command(w->broker, "SET %s %s PX %d", key,
+	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+	    HOST_TTL_MS);
+	if (r)
+		freeReplyObject(r);
+	json_object_put(o);
+}
+
 static void
 recover_list(struct worker *w, const char *list, const char *host)
 {
@@ -225,6 +300,7 @@ control_main(const struct control_args *a)
 		now = mono_ms();
 		if (now >= next_hb) {
 			heartbeat(&w, a->sb);
+			publish_status(&w, a->sb);
 			next_hb = now + HEARTBEAT_EVERY_MS;
 		}
 		if (now >= next_rec) {

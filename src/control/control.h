@@ -14,7 +14,7 @@
 #define HOST_KEY_PREFIX		"celeriac.host."
 #define PROCESSING_INDEX	"celeriac.processing"
 #define HOST_TTL_MS		10000
-#define HEARTBEAT_EVERY_MS	2000
+#define HEARTBEAT_EVERY_MS	1000
 #define RECOVERY_EVERY_MS	5000
 
 struct control_args {

@@ -15,6 +15,9 @@ int	ctl_result(struct config *, int argc, char **argv);
 int	ctl_run(struct config *, int argc, char **argv);
 int	ctl_dead(struct config *, int argc, char **argv);
 int	ctl_revoke(struct config *, int argc, char **argv);
+int	ctl_status(struct config *, int argc, char **argv);
+int	ctl_reload(struct config *, int argc, char **argv);
+int	ctl_stop(struct config *, int argc, char **argv);
 
 /* Helpers shared by the commands (send.c). */
 redisContext	*ctl_connect(const char *url);

@@ -63,6 +63,18 @@ enum child_exit_kind policy_classify_exit(int status, int kill_reason);
 int64_t	policy_next_spawn(struct mslot *s, enum child_exit_kind, int64_t now);
 
 /*
+ * Circuit breaker: given the times of a queue's recent crashes (any
+ * order, n of them), should the queue be parked at now?  limit crashes
+ * within window_ms trip it.
+ */
+int	policy_should_park(const int64_t *crash_times, int n, int64_t now,
+	    int limit, int64_t window_ms);
+
+#define PARK_CRASH_LIMIT	5
+#define PARK_WINDOW_MS		60000
+#define PARK_HISTORY		16
+
+/*
  * Hard time limit: 1 if a task that began at busy_since with limit_ms is
  * over its limit at now; otherwise 0 and *deadline is when it will be.
  */

@@ -30,7 +30,14 @@
 #include "tasks/registry.h"
 #include "supervisor/signal.h"
 
+struct qcrash {
+	char			 queue[SB_QUEUELEN];
+	int64_t			 times[PARK_HISTORY];
+	int			 next;
+};
+
 struct master {
+	struct qcrash		 crashes[SB_MAXSLOTS];
 	struct config		*cfg;
 	const struct master_opts *opts;
 	struct scoreboard	*sb;
@@ -146,6 +153,7 @@ slot_alloc(struct master *m, int role, const struct cfg_queue *q, int index)
 		    "");
 		m->sb->slots[i].role = role;
 		m->sb->slots[i].index = index;
+		m->sb->slots[i].configured = 1;
 		return i;
 	}
 	log_warnx("no free slot for %s#%d (at most %d children)",
@@ -193,6 +201,44 @@ signal_all(struct master *m, int sig, int kill_reason)
 		else
 			kill(s->pid, sig);
 	}
+}
+
+/* Count a crash against the queue; park the queue on a crash loop. */
+static void
+note_crash(struct master *m, const char *queue, int64_t now)
+{
+	struct qcrash	*qc = NULL;
+	int		 i, limit;
+	int64_t		 window = PARK_WINDOW_MS;
+
+	for (i = 0; i < SB_MAXSLOTS; i++) {
+		if (strcmp(m->crashes[i].queue, queue) == 0) {
+			qc = &m->crashes[i];
+			break;
+		}
+		if (qc == NULL && m->crashes[i].queue[0] == '\0')
+			qc = &m->crashes[i];
+	}
+	if (qc == NULL)
+		return;
+	if (qc->queue[0] == '\0')
+		snprintf(qc->queue, sizeof(qc->queue), "%s", queue);
+	qc->times[qc->next++ % PARK_HISTORY] = now;
+	limit = m->cfg->crash_limit;
+	if (m->cfg->crash_window_ms > 0)
+		window = m->cfg->crash_window_ms;
+	if (!policy_should_park(qc->times, PARK_HISTORY, now, limit, window))
+		return;
+	log_errx("queue %s parked: %d crashes within %lld s; its workers are "
+	    "not respawned until a reload (other queues run on)", queue, limit,
+	    (long long)(window / 1000));
+	memset(qc->times, 0, sizeof(qc->times));
+	for (i = 0; i < SB_MAXSLOTS; i++)
+		if (m->slots[i].used && m->slots[i].role == SB_ROLE_WORKER &&
+		    strcmp(m->slots[i].queue, queue) == 0) {
+			m->slots[i].parked = 1;
+			m->sb->slots[i].parked = 1;
+		}
 }
 
 static const char *
@@ -275,8 +321,12 @@ reap(struct master *m)
 			    "%lld ms", s->queue, s->index, (int)pid,
 			    exit_text(status, buf, sizeof(buf)),
 			    (long long)(at - now));
+			if (kind == CHILD_EXIT_CRASH && s->role == SB_ROLE_WORKER)
+				note_crash(m, s->queue, now);
 			break;
 		}
+		if (kind == CHILD_EXIT_NORESPAWN)
+			sl->parked = 1;
 		s->next_spawn_ms = at;
 		s->ready_ms = 0;
 	}
@@ -437,6 +487,7 @@ slot_retarget(struct master *m, const char *queue, int from, int to,
 			continue;
 		}
 		if (nq == NULL) {
+			m->sb->slots[at].configured = 0;
 			s->draining = 1;
 			s->restart = 0;
 			s->q = NULL;
@@ -445,6 +496,7 @@ slot_retarget(struct master *m, const char *queue, int from, int to,
 		}
 		s->q = nq;
 		s->parked = 0;
+		m->sb->slots[at].parked = 0;
 		if (s->draining) {
 			/* Shrunk, then grown back before it exited. */
 			s->draining = 0;

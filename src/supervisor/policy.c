@@ -67,3 +67,17 @@ policy_hard_limit_due(int64_t busy_since, int64_t limit_ms, int64_t now,
 	*deadline = busy_since + limit_ms;
 	return now >= *deadline;
 }
+
+int
+policy_should_park(const int64_t *crash_times, int n, int64_t now, int limit,
+    int64_t window_ms)
+{
+	int i, recent = 0;
+
+	if (limit <= 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (crash_times[i] > 0 && now - crash_times[i] <= window_ms)
+			recent++;
+	return recent >= limit;
+}

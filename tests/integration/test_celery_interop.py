@@ -3,13 +3,17 @@ client: the four business queues, results as Celery writes them."""
 
 import datetime
 import json
+import os
+import pathlib
 
 import pytest
 from celery.exceptions import NotRegistered
 
 from conftest import SRCDIR
 
-EXAMPLE = SRCDIR / "etc" / "celeriac.yml"
+# CELERIAC_EXAMPLE_CONFIG: try another file in its place.
+EXAMPLE = pathlib.Path(os.environ.get("CELERIAC_EXAMPLE_CONFIG",
+                                      SRCDIR / "etc" / "celeriac.yml"))
 QUEUES = ("reports", "documents", "notifications", "celery")
 
 

@@ -4,7 +4,7 @@ import os
 import re
 import signal
 
-from conftest import poll, proc_stat, queue_lists
+from conftest import poll, proc_cmdline, proc_stat, queue_lists
 
 
 def alive(pid):
@@ -113,11 +113,12 @@ def test_bad_config_does_not_start(celeriacd):
     assert "queues.celery.concurency" in d.log_text()
 
 
-def test_no_beat_and_queues_options(celeriacd, celery_app):
+
+def test_queues_option(celeriacd, celery_app):
     d = celeriacd(config={"queues": {"celery": {"concurrency": 1},
                                      "reports": {"concurrency": 1}}},
-                  args=["--no-beat", "--queues", "celery=2"], start=False)
-    d.config["queues"] = {"celery": {"concurrency": 2}}  # what wait_ready sends to
+                  args=["--queues", "celery=2"], start=False)
+    d.config["queues"] = {"celery": {"concurrency": 2}}  # what wait_ready uses
     d.start()
     assert len(d.workers()) == 2
     # reports is not served by this run.
@@ -125,3 +126,9 @@ def test_no_beat_and_queues_options(celeriacd, celery_app):
     assert celery_app.send_task("celeriac.noop",
                                 queue="celery").get(timeout=10) is None
     assert not res.ready()
+
+
+def test_no_beat_option(celeriacd):
+    d = celeriacd(args=["--no-beat"])
+    assert len(d.workers()) == 1
+    assert not [p for p in d.children() if "beat" in proc_cmdline(p)]

@@ -267,6 +267,12 @@ START_TEST(test_full)
 	ck_assert_int_eq(t->limits.open_files, 64);
 	ck_assert_int_eq(t->limits.cpu, 7);
 	ck_assert_int_eq(t->limits.address_space, CFG_UNSET);
+	ck_assert_uint_eq(t->nautoretry, 2);
+	ck_assert_str_eq(t->autoretry_for[0], "ConnectionError");
+	ck_assert_str_eq(t->autoretry_for[1], "celeriac.errors.Busy");
+	ck_assert_int_eq(t->run_line, line_of(FULL_CONFIG,
+	    "    run: builtin:reports.dummy"));
+	ck_assert_int_eq(t->run_col, 10);
 	t = cfg_task_find(cfg, "ocr");
 	ck_assert_ptr_nonnull(t);
 	ck_assert_int_eq(t->run_kind, CFG_RUN_EXEC);
@@ -277,6 +283,10 @@ START_TEST(test_full)
 	ck_assert_ptr_null(t->builtin);
 	ck_assert_int_eq(t->retry_backoff_ms, CFG_UNSET);
 	ck_assert_int_eq(t->line, line_of(FULL_CONFIG, "  ocr:"));
+	ck_assert_int_eq(t->run_line, t->line + 2);	/* the list below */
+	ck_assert_int_eq(t->run_col, 7);
+	ck_assert_uint_eq(t->nautoretry, 1);
+	ck_assert_str_eq(t->autoretry_for[0], "Exception");
 
 	ck_assert_uint_eq(cfg->nbeat, 2);
 	b = &cfg->beat[0];
@@ -354,6 +364,10 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(t->ignore_result, 0);
 	ck_assert_int_eq(t->limits.cpu, CFG_UNSET);
 	ck_assert_int_eq(t->limits.open_files, CFG_UNSET);
+	ck_assert_ptr_null(t->autoretry_for);
+	ck_assert_uint_eq(t->nautoretry, 0);
+	ck_assert_int_eq(t->run_line, 5);
+	ck_assert_int_eq(t->run_col, 12);
 
 	b = &cfg->beat[0];
 	ck_assert_int_eq(b->line, 7);
@@ -545,8 +559,9 @@ START_TEST(test_err_unknown_key)
 	    "expected one of target, file, level");
 	err_is(Q1 "tasks:\n  a.b.c:\n    run: builtin:x\n    queue: q\n"
 	    "    retries: 3\n", "7:5: tasks.a.b.c.retries: ", "unknown key; "
-	    "expected one of run, queue, max_retries, acks_late, "
-	    "soft_time_limit, time_limit, retry_backoff, retry_backoff_max, "
+	    "expected one of run, queue, max_retries, autoretry_for, "
+	    "acks_late, soft_time_limit, time_limit, retry_backoff, "
+	    "retry_backoff_max, "
 	    "ignore_result, limits");
 	err_is(Q1 "tasks:\n  t:\n    run: builtin:x\n    queue: q\n"
 	    "    limits: {open_file: 3}\n", "7:14: tasks.t.limits.open_file: ",
@@ -777,6 +792,15 @@ START_TEST(test_err_run)
 	    "5:17: tasks.t.run[1]: ", "expected a string, got a list");
 	err_is(Q1 "tasks:\n  t:\n    run: [\"\", x]\n    queue: q\n",
 	    "5:11: tasks.t.run[0]: ", "expected a program, got \"\"");
+	err_is(Q1 "tasks:\n  t: {run: [a], queue: q, autoretry_for: {}}\n",
+	    "4:42: tasks.t.autoretry_for: ", "expected a list of exception "
+	    "type names, got an empty mapping");
+	err_is(Q1 "tasks:\n  t: {run: [a], queue: q,"
+	    " autoretry_for: [A, \"\"]}\n", "4:46: tasks.t.autoretry_for[1]: ",
+	    "expected an exception type name, got \"\"");
+	err_is(Q1 "tasks:\n  t: {run: [a], queue: q, autoretry_for: \"A B\"}\n",
+	    "4:42: tasks.t.autoretry_for: ", "expected an exception type "
+	    "name, got \"A B\"");
 	err_is(Q1 "tasks:\n  \"bad name\": {run: [a], queue: q}\n",
 	    "4:3: tasks.bad name: ",
 	    "invalid task name; expected a Celery task name without blanks");
