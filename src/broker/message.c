@@ -635,8 +635,8 @@ msg_encode(const struct msg_new *n, char *idbuf)
 	struct msg_build b = { 0 };
 	json_object	*env, *hdr, *props, *dinfo, *tl, *args, *kwargs;
 	char		*body, *argsrepr, *kwargsrepr, *out;
-	char		 id[37], reply_to[37], tag[37], origin[300], when[40];
-	const char	*queue;
+	char		 idgen[37], reply_to[37], tag[37], origin[300], when[40];
+	const char	*id, *queue;
 	int		 pri;
 
 	if (n == NULL || n->task == NULL)
@@ -651,12 +651,14 @@ msg_encode(const struct msg_new *n, char *idbuf)
 		json_object_put(kwargs);
 		return NULL;
 	}
+	/* Celery accepts any string as a task id, not only UUIDs. */
 	if (n->id != NULL)
-		snprintf(id, sizeof(id), "%s", n->id);
+		id = n->id;
 	else {
-		msg_uuid4(id);
+		msg_uuid4(idgen);
+		id = idgen;
 		if (idbuf != NULL)
-			memcpy(idbuf, id, sizeof(id));
+			memcpy(idbuf, idgen, sizeof(idgen));
 	}
 	msg_uuid4(reply_to);
 	msg_uuid4(tag);
@@ -666,9 +668,6 @@ msg_encode(const struct msg_new *n, char *idbuf)
 		msg_origin(origin, sizeof(origin));
 	queue = n->queue != NULL ? n->queue : "celery";
 	pri = n->priority < 0 ? 0 : n->priority > 9 ? 9 : n->priority;
-	/* An explicit id longer than a UUID must not be cut short. */
-	if (n->id != NULL && strlen(n->id) >= sizeof(id))
-		b.failed = 1;
 
 	body = msg_encode_body(&b, args, kwargs);
 	argsrepr = msg_repr_capped(args);

@@ -25,6 +25,8 @@
 #define CFG_DEFAULT_BROKER	"redis://127.0.0.1:6379/0"
 #define CFG_DAY_MS		(24 * 60 * 60 * 1000LL)
 #define CFG_TEST_TIME_LIMIT_MS	(60 * 1000LL)
+#define CFG_CRASH_LIMIT		5	/* crashes in the window park a queue */
+#define CFG_CRASH_WINDOW_MS	(60 * 1000LL)
 
 /*
  * Where the time-limit keys of a queue or task sit in the document, for
@@ -171,6 +173,9 @@ static const struct cfg_key cfg_top_keys[] = {
 	KEY("result_expires", CFG_K_DURATION, C_(result_expires_ms), 0,
 	    INT64_MAX),
 	KEY("shutdown_timeout", CFG_K_DURATION, C_(shutdown_timeout_ms), 0,
+	    INT64_MAX),
+	KEY("crash_limit", CFG_K_INT, C_(crash_limit), 0, INT_MAX),
+	KEY("crash_window", CFG_K_DURATION, C_(crash_window_ms), 1,
 	    INT64_MAX),
 	KEY("track_started", CFG_K_BOOL, C_(track_started), 0, 0),
 	KEY("events", CFG_K_BOOL, C_(events), 0, 0),
@@ -978,6 +983,8 @@ cfg_load(const char *path, char *err, size_t errlen)
 	cfg->environment = CFG_ENV_DEVELOPMENT;
 	cfg->result_expires_ms = CFG_DAY_MS;
 	cfg->shutdown_timeout_ms = CFG_UNSET;
+	cfg->crash_limit = CFG_CRASH_LIMIT;
+	cfg->crash_window_ms = CFG_CRASH_WINDOW_MS;
 	if ((cfg->path = cfg_strdup(&ctx, path)) == NULL ||
 	    cfg_yaml_open(&ctx) == -1 ||
 	    cfg_read(&ctx, cfg) == -1 ||

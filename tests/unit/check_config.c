@@ -221,6 +221,8 @@ START_TEST(test_full)
 	ck_assert_str_eq(cfg->hostname, "node7.example");
 	ck_assert_int_eq(cfg->result_expires_ms, 0);
 	ck_assert_int_eq(cfg->shutdown_timeout_ms, 45000);
+	ck_assert_int_eq(cfg->crash_limit, 0);
+	ck_assert_int_eq(cfg->crash_window_ms, 120000);
 	ck_assert_int_eq(cfg->track_started, 1);
 	ck_assert_int_eq(cfg->events, 1);
 	ck_assert_int_eq(cfg->log_target, CFG_LOG_FILE);
@@ -330,6 +332,8 @@ START_TEST(test_defaults)
 	ck_assert_ptr_nonnull(cfg->hostname);
 	ck_assert_int_eq(cfg->result_expires_ms, 86400000);
 	ck_assert_int_eq(cfg->shutdown_timeout_ms, 10000);
+	ck_assert_int_eq(cfg->crash_limit, 5);
+	ck_assert_int_eq(cfg->crash_window_ms, 60000);
 	ck_assert_int_eq(cfg->log_level, LOG_DEBUG);
 	ck_assert_int_eq(cfg->log_target, CFG_LOG_STDERR);
 	ck_assert_ptr_null(cfg->log_file);
@@ -545,8 +549,8 @@ START_TEST(test_err_unknown_key)
 	err_is("broker: redis://x\nbrokers: redis://y\n" Q1, "2:1: brokers: ",
 	    "unknown key; expected one of environment, broker, "
 	    "result_backend, database, hostname, result_expires, "
-	    "shutdown_timeout, track_started, events, log, pidfile, user, "
-	    "group, queues, tasks, beat");
+	    "shutdown_timeout, crash_limit, crash_window, track_started, "
+	    "events, log, pidfile, user, group, queues, tasks, beat");
 	err_is("queues:\n  reports:\n    concurrency: 2\n    concurency: 2\n",
 	    "4:5: queues.reports.concurency: ",
 	    "unknown key; expected one of concurrency, priority, "
@@ -683,6 +687,10 @@ START_TEST(test_err_range)
 	    "2:20: queues.r.concurrency: ");
 	load_err("queues:\n  r: {concurrency: -99999999999999999999}\n",
 	    "2:20: queues.r.concurrency: ");
+	err_is("crash_limit: -1\n" Q1, "1:14: crash_limit: ",
+	    "expected an integer >= 0, got \"-1\"");
+	err_is("crash_window: 0\n" Q1, "1:15: crash_window: ",
+	    "expected a duration greater than 0, got \"0\"");
 	err_is("queues:\n  r: {priority: 10}\n", "2:17: queues.r.priority: ",
 	    "expected an integer from 0 to 9, got \"10\"");
 	load_err("queues:\n  r: {nice: -21}\n", "2:13: queues.r.nice: ");

@@ -403,8 +403,17 @@ START_TEST(t_default_signals)
 	sigaction(SIGPIPE, &opipe, NULL);
 	sigaction(SIGTERM, &oterm, NULL);
 
-	ck_assert_str_eq(res.out, "SigBlk:\t0000000000000000\n"
-	    "SigIgn:\t0000000000000000\n");
+	{
+		/*
+		 * Signals 32 and 33 belong to glibc: no process can change
+		 * them, so whatever the test's own parent set shows through.
+		 */
+		unsigned long long blk, ign_mask;
+		ck_assert_int_eq(sscanf(res.out, "SigBlk:\t%llx\nSigIgn:\t%llx",
+		    &blk, &ign_mask), 2);
+		ck_assert_uint_eq(blk & ~0x180000000ULL, 0);
+		ck_assert_uint_eq(ign_mask & ~0x180000000ULL, 0);
+	}
 	ext_result_clear(&res);
 }
 END_TEST

@@ -582,6 +582,16 @@ START_TEST(test_encode_roundtrip)
 	msg_clear(&m);
 	free(s);
 
+	/* Any string is a valid task id, not only a UUID. */
+	n.args = NULL;
+	n.id = "report-2030-01-02-monthly-summary-for-all-tenants";
+	s = msg_encode(&n, NULL);
+	ck_assert_int_eq(msg_decode(s, strlen(s), &m, err, sizeof(err)), 0);
+	ck_assert_str_eq(m.id, n.id);
+	ck_assert_str_eq(m.root_id, n.id);
+	msg_clear(&m);
+	free(s);
+
 	n.args = kwargs;		/* not an array */
 	ck_assert_ptr_null(msg_encode(&n, NULL));
 	n.args = NULL;
