@@ -8,6 +8,10 @@
  * a shape of their own (run, retry_backoff, cron, ...) have a handler.
  * cfg_load() builds a fresh tree or nothing, so a reload can swap trees.
  */
+#ifndef LOCALSTATEDIR
+#define LOCALSTATEDIR "/var"
+#endif
+
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -161,6 +165,17 @@ static const struct cfg_key cfg_beat_keys[] = {
 	FN("args", cfg_read_args, 0),
 	FN("kwargs", cfg_read_kwargs, 0),
 	KEY("queue", CFG_K_STR, B_(queue), 0, 0),
+	KEY("skip_missed", CFG_K_BOOL, B_(skip_missed), 0, 0),
+	END
+};
+
+#define H_(f)	offsetof(struct cfg_http, f)
+static const struct cfg_key cfg_http_keys[] = {
+	KEY("listen", CFG_K_STR, H_(listen), 0, 0),
+	KEY("monitor", CFG_K_STR, H_(monitor), 0, 0),
+	KEY("token_file", CFG_K_STR, H_(token_file), 0, 0),
+	KEY("rate_limit", CFG_K_INT, H_(rate_limit), 0, 1000000),
+	KEY("max_body", CFG_K_SIZE, H_(max_body), 1, INT64_MAX),
 	END
 };
 
@@ -183,6 +198,9 @@ static const struct cfg_key cfg_top_keys[] = {
 	KEY("pidfile", CFG_K_STR, C_(pidfile), 0, 0),
 	KEY("user", CFG_K_STR, C_(user), 0, 0),
 	KEY("group", CFG_K_STR, C_(group), 0, 0),
+	KEY("state_dir", CFG_K_STR, C_(state_dir), 0, 0),
+	KEY("reports_dir", CFG_K_STR, C_(reports_dir), 0, 0),
+	MAP("http", C_(http), cfg_http_keys),
 	FN("queues", cfg_read_queues, CFG_KEY_REQUIRED),
 	FN("tasks", cfg_read_tasks, 0),
 	FN("beat", cfg_read_beat, 0),
@@ -198,6 +216,7 @@ CFG_FITS(cfg_queue_keys);
 CFG_FITS(cfg_task_keys);
 CFG_FITS(cfg_beat_keys);
 CFG_FITS(cfg_top_keys);
+CFG_FITS(cfg_http_keys);
 
 /* The pair a cfg_walk() found for the key called name, or NULL. */
 static yaml_node_pair_t *
@@ -937,6 +956,18 @@ cfg_defaults(struct cfg_ctx *ctx, struct config *cfg)
 	if (cfg->result_backend == NULL &&
 	    (cfg->result_backend = cfg_strdup(ctx, cfg->broker)) == NULL)
 		return -1;
+	if (cfg->state_dir == NULL &&
+	    (cfg->state_dir = cfg_strdup(ctx, LOCALSTATEDIR "/lib/celeriac")) ==
+	    NULL)
+		return -1;
+	if (cfg->reports_dir == NULL) {
+		size_t n = strlen(cfg->state_dir) + sizeof("/reports");
+		if ((cfg->reports_dir = cfg_calloc(ctx, 1, n)) == NULL)
+			return -1;
+		snprintf(cfg->reports_dir, n, "%s/reports", cfg->state_dir);
+	}
+	if (cfg->http.max_body == 0)
+		cfg->http.max_body = 64 * 1024;
 	if (cfg->hostname == NULL) {
 		if (gethostname(host, sizeof(host)) == -1)
 			snprintf(host, sizeof(host), "localhost");
@@ -1045,6 +1076,11 @@ cfg_free(struct config *cfg)
 	free(cfg->pidfile);
 	free(cfg->user);
 	free(cfg->group);
+	free(cfg->state_dir);
+	free(cfg->reports_dir);
+	free(cfg->http.listen);
+	free(cfg->http.monitor);
+	free(cfg->http.token_file);
 	free(cfg);
 }
 

@@ -96,6 +96,16 @@ struct cfg_beat_entry {
 	char		*kwargs_json;		/* JSON text, default "{}" */
 	char		*queue;			/* NULL: routed by task */
 	int		 line;
+	int		 skip_missed;		/* after downtime: skip, not run once */
+};
+
+/* The http child's listeners; a NULL address turns that one off. */
+struct cfg_http {
+	char		*listen;		/* job API, /metrics, /health */
+	char		*monitor;		/* monitor page */
+	char		*token_file;		/* bearer token for writes */
+	int		 rate_limit;		/* requests/s per client, 0 = off */
+	int64_t		 max_body;		/* bytes, default 64K */
 };
 
 struct config {
@@ -125,6 +135,10 @@ struct config {
 	size_t		 ntasks;
 	struct cfg_beat_entry *beat;
 	size_t		 nbeat;
+
+	char		*state_dir;		/* default LOCALSTATEDIR/lib/celeriac */
+	char		*reports_dir;		/* default state_dir/reports */
+	struct cfg_http	 http;
 };
 
 /*

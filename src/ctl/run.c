@@ -59,6 +59,7 @@ ctl_run(struct config *cfg, int argc, char **argv)
 	}
 	msg_uuid4(id);
 	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = cfg;
 	ctx.id = id;
 	ctx.args = args ? args : (args = json_object_new_array());
 	ctx.kwargs = kwargs ? kwargs : (kwargs = json_object_new_object());

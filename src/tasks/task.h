@@ -16,7 +16,10 @@
 
 #define TASK_MAXPARAMS	8
 
+struct config;
+
 struct task_ctx {
+	const struct config *cfg;	/* the running configuration */
 	const char	*id;
 	const char	*name;
 	const char	*queue;

@@ -380,6 +380,7 @@ handle(struct worker *w, char *raw, size_t len)
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.id = m.id;
 	ctx.name = m.task;
+	ctx.cfg = w->cfg;
 	ctx.queue = w->queue->name;
 	ctx.retries = m.retries;
 	ctx.args = m.args;
