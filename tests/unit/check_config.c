@@ -550,7 +550,8 @@ START_TEST(test_err_unknown_key)
 	    "unknown key; expected one of environment, broker, "
 	    "result_backend, database, hostname, result_expires, "
 	    "shutdown_timeout, crash_limit, crash_window, track_started, "
-	    "events, log, pidfile, user, group, queues, tasks, beat");
+	    "events, log, pidfile, user, group, state_dir, reports_dir, http, "
+	    "queues, tasks, beat");
 	err_is("queues:\n  reports:\n    concurrency: 2\n    concurency: 2\n",
 	    "4:5: queues.reports.concurency: ",
 	    "unknown key; expected one of concurrency, priority, "
@@ -573,7 +574,7 @@ START_TEST(test_err_unknown_key)
 	    "core, file_size");
 	err_is(Q1 "beat:\n  b:\n    task: t\n    every: 1h\n    kwarg: {}\n",
 	    "7:5: beat.b.kwarg: ", "unknown key; expected one of task, every, "
-	    "cron, timezone, args, kwargs, queue");
+	    "cron, timezone, args, kwargs, queue, skip_missed");
 	/* a key that is not a scalar */
 	err_is("? [a, b]\n: 1\n" Q1, "1:3: ", "expected a name, got a list");
 }
