@@ -27,12 +27,16 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: celeriacd [-tdfhV] [-c file] [--queues name[=n],...]\n"
+	    "usage: celeriacd [-tdfhV] [-c file] [--queues name[=n],...] [--no-beat]\n"
+	    "                 [--beat-only | --http-only]\n"
 	    "  -c file        configuration file (default %s)\n"
 	    "  -t             check the configuration and exit\n"
 	    "  -f             stay in the foreground (the default)\n"
 	    "  -d             run as a daemon\n"
 	    "  --queues spec  run only these queues, e.g. reports=4,documents\n"
+	    "  --no-beat      do not run the beat child\n"
+	    "  --beat-only    run only the beat child\n"
+	    "  --http-only    run only the http child\n"
 	    "  -V             print the version and exit\n",
 	    DEFAULT_CONFIG);
 }
@@ -116,6 +120,9 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "queues", required_argument, NULL, 'Q' },
+		{ "no-beat", no_argument, NULL, 'B' },
+		{ "beat-only", no_argument, NULL, 'b' },
+		{ "http-only", no_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -128,6 +135,7 @@ main(int argc, char **argv)
 
 	memset(&mo, 0, sizeof(mo));
 	mo.ready_fd = -1;
+	mo.roles = MASTER_ROLE_ALL;
 	while ((ch = getopt_long(argc, argv, "c:tdfhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':	path = xstrdup(optarg); break;
@@ -135,6 +143,9 @@ main(int argc, char **argv)
 		case 'd':	daemon_mode = 1; break;
 		case 'f':	daemon_mode = 0; break;
 		case 'Q':	queues = xstrdup(optarg); break;
+		case 'B':	mo.roles &= ~MASTER_ROLE_BEAT; break;
+		case 'b':	mo.roles = MASTER_ROLE_BEAT; break;
+		case 'H':	mo.roles = MASTER_ROLE_HTTP; break;
 		case 'V':
 			printf("celeriacd %s\n", PACKAGE_VERSION);
 			return 0;

@@ -31,7 +31,9 @@ enum sb_state {
 
 enum sb_role {
 	SB_ROLE_WORKER = 0,
-	SB_ROLE_CONTROL		/* one per host: control, heartbeat, recovery */
+	SB_ROLE_CONTROL,	/* one per host: control, heartbeat, recovery */
+	SB_ROLE_BEAT,		/* one per host; one active per cluster */
+	SB_ROLE_HTTP		/* one per host: API, metrics, monitor */
 };
 
 enum sb_kill_reason {

@@ -18,7 +18,9 @@
 #include "supervisor/child.h"
 #include "supervisor/limits.h"
 #include "supervisor/signal.h"
+#include "beat/beat.h"
 #include "control/control.h"
+#include "http/http.h"
 #include "worker/worker.h"
 
 pid_t
@@ -76,10 +78,9 @@ child_spawn_worker(struct mslot *s, int i, struct scoreboard *sb,
 }
 
 pid_t
-child_spawn_control(struct mslot *s, int i, struct scoreboard *sb,
+child_spawn_role(struct mslot *s, int i, struct scoreboard *sb,
     const struct config *cfg, int notify_fd, int close_fd)
 {
-	struct control_args	 a;
 	struct sb_slot		*slot = &sb->slots[i];
 	pid_t			 pid, master = getpid();
 	char			 err[256];
@@ -88,7 +89,7 @@ child_spawn_control(struct mslot *s, int i, struct scoreboard *sb,
 	slot->state = SB_STARTING;
 	slot->generation++;
 	if ((pid = fork()) == -1) {
-		log_warn("fork for the control child");
+		log_warn("fork for the %s child", s->queue);
 		return -1;
 	}
 	if (pid > 0) {
@@ -105,13 +106,21 @@ child_spawn_control(struct mslot *s, int i, struct scoreboard *sb,
 	slot->pid = getpid();
 	if (limits_drop_privileges(cfg->user, cfg->group, err,
 	    sizeof(err)) == -1) {
-		log_errx("control: %s", err);
+		log_errx("%s: %s", s->queue, err);
 		_exit(EXIT_NORESPAWN);
 	}
-	memset(&a, 0, sizeof(a));
-	a.cfg = cfg;
-	a.sb = sb;
-	a.slot = i;
-	a.notify_fd = notify_fd;
-	control_main(&a);
+	switch (s->role) {
+	case SB_ROLE_BEAT: {
+		struct beat_args b = { cfg, sb, i, notify_fd };
+		beat_main(&b);
+	}
+	case SB_ROLE_HTTP: {
+		struct http_args h = { cfg, sb, i, notify_fd };
+		http_main(&h);
+	}
+	default: {
+		struct control_args c = { cfg, sb, i, notify_fd };
+		control_main(&c);
+	}
+	}
 }

@@ -38,8 +38,8 @@ struct mslot {
 pid_t	child_spawn_worker(struct mslot *, int i, struct scoreboard *,
 	    const struct config *, int notify_fd, int close_fd);
 
-/* Fork the per-host control child into slot i. */
-pid_t	child_spawn_control(struct mslot *, int i, struct scoreboard *,
+/* Fork a non-worker child (control, beat, http) into slot i. */
+pid_t	child_spawn_role(struct mslot *, int i, struct scoreboard *,
 	    const struct config *, int notify_fd, int close_fd);
 
 /* Back-off after the n-th consecutive crash (n >= 1). */

@@ -145,7 +145,8 @@ slot_alloc(struct master *m, int role, const struct cfg_queue *q, int index)
 		s->used = 1;
 		s->role = role;
 		snprintf(s->queue, sizeof(s->queue), "%s", q ? q->name :
-		    "control");
+		    role == SB_ROLE_BEAT ? "beat" : role == SB_ROLE_HTTP ?
+		    "http" : "control");
 		s->index = index;
 		s->q = q;
 		memset(&m->sb->slots[i], 0, sizeof(m->sb->slots[i]));
@@ -167,7 +168,15 @@ slots_from_config(struct master *m)
 	size_t	i;
 	int	k;
 
-	slot_alloc(m, SB_ROLE_CONTROL, NULL, 0);
+	if (m->opts->roles & MASTER_ROLE_CONTROL)
+		slot_alloc(m, SB_ROLE_CONTROL, NULL, 0);
+	if ((m->opts->roles & MASTER_ROLE_BEAT) && m->cfg->nbeat > 0)
+		slot_alloc(m, SB_ROLE_BEAT, NULL, 0);
+	if ((m->opts->roles & MASTER_ROLE_HTTP) &&
+	    (m->cfg->http.listen || m->cfg->http.monitor))
+		slot_alloc(m, SB_ROLE_HTTP, NULL, 0);
+	if (!(m->opts->roles & MASTER_ROLE_WORKERS))
+		return;
 	for (i = 0; i < m->cfg->nqueues; i++)
 		for (k = 0; k < m->cfg->queues[i].concurrency; k++)
 			slot_alloc(m, SB_ROLE_WORKER, &m->cfg->queues[i], k);
@@ -350,8 +359,8 @@ spawn_due(struct master *m, int64_t now)
 			continue;
 		}
 		s->spawned_ms = now;
-		if ((s->role == SB_ROLE_CONTROL ?
-		    child_spawn_control(s, i, m->sb, m->cfg, m->notify[1],
+		if ((s->role != SB_ROLE_WORKER ?
+		    child_spawn_role(s, i, m->sb, m->cfg, m->notify[1],
 		    m->notify[0]) :
 		    child_spawn_worker(s, i, m->sb, m->cfg, m->notify[1],
 		    m->notify[0])) == -1) {
@@ -574,7 +583,7 @@ reload(struct master *m, int64_t now)
 	if (plan.global_changed) {
 		for (k = 0; k < SB_MAXSLOTS; k++)
 			if (m->slots[k].used &&
-			    m->slots[k].role == SB_ROLE_CONTROL &&
+			    m->slots[k].role != SB_ROLE_WORKER &&
 			    m->slots[k].pid > 0) {
 				m->slots[k].restart = 1;
 				slot_stop(m, &m->slots[k], now);

@@ -8,7 +8,14 @@
 
 #include "common/config.h"
 
+#define MASTER_ROLE_WORKERS	0x01
+#define MASTER_ROLE_CONTROL	0x02
+#define MASTER_ROLE_BEAT	0x04
+#define MASTER_ROLE_HTTP	0x08
+#define MASTER_ROLE_ALL		0x0f
+
 struct master_opts {
+	int		 roles;		/* MASTER_ROLE_* to run */
 	const char	*config_path;
 	const char	*queues;	/* --queues "a=4,b" or NULL: all */
 	int		 ready_fd;	/* -1, or told 'R' once ready (-d) */

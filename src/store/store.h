@@ -1,0 +1,56 @@
+/*
+ * store.h - the PostgreSQL job store, as the worker sees it.
+ *
+ * Recording a transition never waits on the database: events go to a
+ * bounded queue in memory, then to an append-only spill file under the
+ * state directory, and are written in order when PostgreSQL answers.
+ */
+#ifndef CELERIAC_STORE_H
+#define CELERIAC_STORE_H
+
+#include "common/config.h"
+
+enum store_status {
+	STORE_PENDING = 0,	/* accepted, not yet on the broker */
+	STORE_QUEUED,
+	STORE_STARTED,
+	STORE_RETRYING,
+	STORE_SUCCEEDED,
+	STORE_FAILED,
+	STORE_REVOKED
+};
+
+struct store_event {
+	const char		*task_id;
+	const char		*task_name;
+	const char		*queue;
+	enum store_status	 status;
+	int			 retries;
+	double			 time;		/* Unix seconds */
+	const char		*params_json;	/* {"args":[...],"kwargs":{...}} or NULL */
+	const char		*result_json;	/* or NULL */
+	const char		*error_type;	/* or NULL */
+	const char		*error_message;	/* or NULL */
+	const char		*host;
+	int			 pid;
+};
+
+struct store;
+
+/*
+ * A store for this process (call after fork), or NULL when the
+ * configuration has no database.  who names the spill file
+ * ("worker-reports-0").  Connects lazily.
+ */
+struct store	*store_open(const struct config *, const char *who);
+void		 store_close(struct store *);	/* flushes for up to 1 s */
+
+/* Queue one transition; copies what it needs. */
+void		 store_record(struct store *, const struct store_event *);
+
+/* Write pending transitions if the database answers, within timeout_ms. */
+void		 store_flush(struct store *, int timeout_ms);
+
+const char	*store_status_name(enum store_status);
+
+#endif
