@@ -164,6 +164,14 @@ main(int argc, char **argv)
 	if (path == NULL)
 		path = xstrdup(getenv("CELERIAC_CONFIG") ?
 		    getenv("CELERIAC_CONFIG") : DEFAULT_CONFIG);
+	{
+		/* -d changes directory to /: reloads need an absolute path. */
+		char *abs = realpath(path, NULL);
+		if (abs != NULL) {
+			free(path);
+			path = abs;
+		}
+	}
 
 	if ((cfg = master_load_config(path, queues, err, sizeof(err))) ==
 	    NULL) {

@@ -171,7 +171,7 @@ int
 fetch_subscribe(struct fetcher *f)
 {
 	char		 err[256];
-	const char	*argv[2 + MSG_NBUCKETS];
+	const char	*argv[5 + MSG_NBUCKETS];
 	char		 chans[MSG_NBUCKETS][300];
 	int		 i, argc = 0, notify;
 	void		*vr;
@@ -194,8 +194,8 @@ fetch_subscribe(struct fetcher *f)
 		return -1;
 	}
 	argv[argc++] = "SUBSCRIBE";
-	if (f->extra_channel)
-		argv[argc++] = f->extra_channel;
+	for (i = 0; i < f->nextra; i++)
+		argv[argc++] = f->extra_channels[i];
 	for (i = 0; notify && i < MSG_NBUCKETS; i++) {
 		snprintf(chans[i], sizeof(chans[i]), "__keyspace@%d__:%s",
 		    f->url.db, f->lists[i]);
@@ -239,10 +239,12 @@ fetch_drain(struct fetcher *f)
 		if (vr == NULL)
 			return 0;
 		r = vr;
-		if (f->on_message && f->extra_channel &&
+		if (f->on_message && f->nextra > 0 &&
 		    r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+		    r->element[0]->type == REDIS_REPLY_STRING &&
+		    strcmp(r->element[0]->str, "message") == 0 &&
 		    r->element[1]->type == REDIS_REPLY_STRING &&
-		    strcmp(r->element[1]->str, f->extra_channel) == 0 &&
+		    strncmp(r->element[1]->str, "__keyspace@", 11) != 0 &&
 		    r->element[2]->type == REDIS_REPLY_STRING)
 			f->on_message(f->cb_arg, r->element[1]->str,
 			    r->element[2]->str, r->element[2]->len);

@@ -30,7 +30,8 @@ struct fetcher {
 	char			 sha[41];
 	int			 notify;	/* notifications are on */
 	/* Messages on other subscribed channels (control) go here. */
-	const char		*extra_channel;
+	const char		*extra_channels[4];
+	int			 nextra;
 	void			(*on_message)(void *, const char *channel,
 				    const char *payload, size_t len);
 	void			*cb_arg;

@@ -136,3 +136,14 @@ sb_state_name(int st)
 	default:		return "?";
 	}
 }
+
+const struct sb_task_limit *
+sb_limit_find(const struct scoreboard *sb, const char *task)
+{
+	int i;
+
+	for (i = 0; i < SB_NLIMITS && sb->limits[i].task[0]; i++)
+		if (strcmp(sb->limits[i].task, task) == 0)
+			return &sb->limits[i];
+	return NULL;
+}

@@ -92,8 +92,28 @@ struct sb_slot {
 	volatile int32_t configured;		/* slot belongs to the running config */
 };
 
+/* A per-task override set by remote control until the next reload. */
+struct sb_task_limit {
+	char		 task[SB_TASKNAMELEN];
+	volatile int64_t soft_ms;		/* 0: unchanged */
+	volatile int64_t hard_ms;		/* 0: unchanged */
+	volatile double	 rate;			/* tasks/s per worker, 0: none */
+};
+
+#define SB_NLIMITS	32
+
+/* "Set queue Q to N workers": control child -> master mailbox. */
+struct sb_pool_request {
+	volatile uint32_t seq;			/* bumped by the writer */
+	char		 queue[SB_QUEUELEN];
+	volatile int32_t concurrency;
+};
+
 struct scoreboard {
 	uint32_t	 nslots;
+	volatile int32_t task_events;		/* task events on (enable_events) */
+	struct sb_pool_request pool_req;
+	struct sb_task_limit limits[SB_NLIMITS];	/* written by control */
 	volatile int32_t master_pid;
 	volatile int64_t started_ms;
 	struct sb_slot	 slots[SB_MAXSLOTS];
@@ -113,5 +133,9 @@ int	sb_read_task(const struct sb_slot *, char *id, size_t idlen,
 	    char *name, size_t namelen, int64_t *since_ms);
 
 const char *sb_state_name(int);
+
+/* The override for a task name, or NULL. */
+const struct sb_task_limit *sb_limit_find(const struct scoreboard *,
+	    const char *task);
 
 #endif

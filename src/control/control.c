@@ -25,11 +25,45 @@
 #include "common/proctitle.h"
 #include "common/util.h"
 #include "control/control.h"
+#include "control/pidbox.h"
+#include "broker/events.h"
 #include "worker/recover.h"
 #include "worker/worker.h"
 
 static int wake[2] = { -1, -1 };
 static int master_fd = -1;
+static struct pidbox pbox;
+static struct events ev;
+
+#define EVENT_FREQ_S	2.0
+
+static void
+worker_event(const char *type)
+{
+	json_object	*f = json_object_new_object(), *la;
+	double		 l[3];
+	int		 active, i;
+	uint64_t	 processed;
+
+	pidbox_host_counts(pbox.sb, &active, &processed);
+	json_object_object_add(f, "freq", json_object_new_double(EVENT_FREQ_S));
+	json_object_object_add(f, "active", json_object_new_int(active));
+	json_object_object_add(f, "processed",
+	    json_object_new_int64((int64_t)processed));
+	la = json_object_new_array();
+	if (getloadavg(l, 3) != 3)
+		l[0] = l[1] = l[2] = 0;
+	for (i = 0; i < 3; i++)
+		json_object_array_add(la, json_object_new_double(
+		    (double)(int64_t)(l[i] * 100 + 0.5) / 100));
+	json_object_object_add(f, "loadavg", la);
+	json_object_object_add(f, "sw_ident",
+	    json_object_new_string(CELERIAC_SW_IDENT));
+	json_object_object_add(f, "sw_ver",
+	    json_object_new_string(PACKAGE_VERSION));
+	json_object_object_add(f, "sw_sys", json_object_new_string("Linux"));
+	events_send(&ev, type, f);
+}
 
 /*
  * Pop one message from a dead host's list into ours, only while that
@@ -40,12 +74,17 @@ static const char steal_lua[] =
 	"if redis.call('EXISTS', KEYS[1]) == 1 then return false end\n"
 	"return redis.call('RPOPLPUSH', KEYS[2], KEYS[3])\n";
 
+static volatile sig_atomic_t reopen;
+
 static void
 control_signal(int sig)
 {
 	int saved = errno;
 
-	worker_stop = 1;
+	if (sig == SIGUSR1)
+		reopen = 1;
+	else
+		worker_stop = 1;
 	(void)!write(wake[1], "", 1);
 	errno = saved;
 }
@@ -179,8 +218,59 @@ recover_list(struct worker *w, const char *list, const char *host)
 	(void)n;
 }
 
+/* Is list the processing list of a slot in the running configuration? */
+static int
+list_is_live(struct worker *w, struct scoreboard *sb, const char *list)
+{
+	char	name[512];
+	int	i;
+
+	if (strcmp(list, w->processing) == 0)
+		return 1;
+	for (i = 0; i < SB_MAXSLOTS; i++) {
+		struct sb_slot *s = &sb->slots[i];
+		if (s->role != SB_ROLE_WORKER || (!s->configured && s->pid <= 0))
+			continue;
+		snprintf(name, sizeof(name), "celeriac.processing.%s.%s.%d",
+		    me(w->cfg), s->queue, s->index);
+		if (strcmp(name, list) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A list of our own host that no slot owns any more (a reload removed
+ * the queue or lowered its concurrency while a task was killed in it):
+ * nobody else would look at it, so we do.
+ */
 static void
-recover_dead_hosts(struct worker *w)
+recover_orphans(struct worker *w, struct scoreboard *sb, const char *list)
+{
+	redisReply	*r;
+
+	if (list_is_live(w, sb, list))
+		return;
+	for (;;) {
+		r = redis_command(w->broker, "RPOPLPUSH %s %s", list,
+		    w->processing);
+		if (r == NULL || r->type != REDIS_REPLY_STRING) {
+			if (r)
+				freeReplyObject(r);
+			break;
+		}
+		log_notice("recovering a message from %s, whose slot is gone",
+		    list);
+		recover_message(w, r->str, r->len);
+		freeReplyObject(r);
+	}
+	r = redis_command(w->broker, "HDEL %s %s", PROCESSING_INDEX, list);
+	if (r)
+		freeReplyObject(r);
+}
+
+static void
+recover_dead_hosts(struct worker *w, struct scoreboard *sb)
 {
 	redisReply	*r, *e;
 	size_t		 i;
@@ -192,8 +282,10 @@ recover_dead_hosts(struct worker *w)
 	for (i = 0; i + 1 < r->elements; i += 2) {
 		const char *list = r->element[i]->str;
 		const char *host = r->element[i + 1]->str;
-		if (strcmp(host, me(w->cfg)) == 0)
+		if (strcmp(host, me(w->cfg)) == 0) {
+			recover_orphans(w, sb, list);
 			continue;
+		}
 		snprintf(key, sizeof(key), HOST_KEY_PREFIX "%s", host);
 		e = redis_command(w->broker, "EXISTS %s", key);
 		if (e && e->integer == 0)
@@ -209,6 +301,10 @@ static void
 on_control(void *arg, const char *channel, const char *payload, size_t len)
 {
 	struct scoreboard	*sb = arg;
+	if (strcmp(channel, pbox.channel) == 0) {
+		pidbox_handle(&pbox, payload, len);
+		return;
+	}
 	char			 id[128], cur[SB_TASKIDLEN];
 	int			 terminate, signo, i;
 
@@ -236,7 +332,7 @@ control_main(const struct control_args *a)
 	struct worker		 w;
 	struct sb_slot		*slot = &a->sb->slots[a->slot];
 	struct sigaction	 sa;
-	int64_t			 next_hb = 0, next_rec = 0, now;
+	int64_t			 next_hb = 0, next_rec = 0, now, next_ev;
 	double			 next_eta = 0, nx;
 	char			 err[256], buf[64];
 	redisReply		*r;
@@ -260,10 +356,10 @@ control_main(const struct control_args *a)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = control_signal;
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
 
 	if (redis_url_parse(a->cfg->broker, &w.broker_url, err,
@@ -277,12 +373,16 @@ control_main(const struct control_args *a)
 	if (fetch_init(&w.fetch, NULL, &w.broker_url, "celeriac.control.none",
 	    w.processing) == -1)
 		exit(EXIT_CRASH);
-	w.fetch.extra_channel = CONTROL_CHANNEL;
+	w.fetch.extra_channels[w.fetch.nextra++] = CONTROL_CHANNEL;
 	w.fetch.on_message = on_control;
 	w.fetch.cb_arg = a->sb;
 	w.fetch.notify = -1;	/* no queue to watch */
+	pidbox_init(&pbox, &w, a->sb, &ev, a->notify_fd);
+	w.fetch.extra_channels[w.fetch.nextra++] = pbox.channel;
 	if (worker_connect(&w) == -1)
 		exit(EXIT_CLEAN);
+	events_init(&ev, a->cfg, a->sb->master_pid);
+	pidbox_declare(&pbox);
 	r = redis_command(w.broker, "HSET %s %s %s", PROCESSING_INDEX,
 	    w.processing, me(a->cfg));
 	if (r)
@@ -291,20 +391,31 @@ control_main(const struct control_args *a)
 	fetch_subscribe(&w.fetch);
 	slot->state = SB_IDLE;
 	worker_notify(&w);
+	worker_event("worker-online");
+	next_ev = mono_ms() + (int64_t)(EVENT_FREQ_S * 1000);
 
 	while (!worker_stop) {
+		if (reopen) {
+			reopen = 0;
+			log_reopen();
+		}
 		if (getppid() == 1)
 			break;
 		if (w.broker == NULL && worker_connect(&w) == -1)
 			break;
 		now = mono_ms();
+		if (now >= next_ev) {
+			worker_event("worker-heartbeat");
+			next_ev = now + (int64_t)(EVENT_FREQ_S * 1000);
+		}
+		events_drain(&ev);
 		if (now >= next_hb) {
 			heartbeat(&w, a->sb);
 			publish_status(&w, a->sb);
 			next_hb = now + HEARTBEAT_EVERY_MS;
 		}
 		if (now >= next_rec) {
-			recover_dead_hosts(&w);
+			recover_dead_hosts(&w, a->sb);
 			next_rec = now + RECOVERY_EVERY_MS;
 		}
 		/* Delayed messages move even when every worker is busy. */
@@ -316,12 +427,17 @@ control_main(const struct control_args *a)
 		if (w.broker && w.broker->err)
 			worker_connect(&w);
 		wait_ms = (int)((next_eta - now_unix()) * 1000) + 1;
+		if (next_ev - mono_ms() < wait_ms)
+			wait_ms = (int)(next_ev - mono_ms());
 		fetch_wait(&w.fetch, wait_ms < 0 ? 0 : wait_ms > 250 ? 250 :
 		    wait_ms, wake[0]);
 		while (read(wake[0], buf, sizeof(buf)) > 0)
 			;
 	}
 	slot->state = SB_STOPPING;
+	worker_event("worker-offline");
+	pidbox_leave(&pbox);
+	events_close(&ev);
 	fetch_free(&w.fetch);
 	if (w.backend && w.backend != w.broker)
 		redisFree(w.backend);

@@ -69,6 +69,7 @@ child_spawn_worker(struct mslot *s, int i, struct scoreboard *sb,
 		_exit(EXIT_NORESPAWN);
 	}
 	memset(&a, 0, sizeof(a));
+	a.sb = sb;
 	a.cfg = cfg;
 	a.queue = s->q;
 	a.index = s->index;

@@ -47,6 +47,7 @@ struct master {
 	int			 cold;
 	int64_t			 stop_deadline;
 	int			 announced;	/* "ready" was logged */
+	uint32_t		 pool_seq;	/* last pool request applied */
 	int			 ready_fd;
 };
 
@@ -590,10 +591,45 @@ reload(struct master *m, int64_t now)
 			}
 	}
 	reload_plan_free(&plan);
+	/* Remote-control overrides last until the next reload. */
+	memset(m->sb->limits, 0, sizeof(m->sb->limits));
+	m->sb->task_events = new->events;
 	m->cfg = new;
 	cfg_free(old);
 	log_notice("reload done: %d queues changed, %d unchanged", changed,
 	    kept);
+}
+
+/*
+ * Remote control (pool_grow, pool_shrink, add/cancel_consumer) asks,
+ * through the scoreboard, for a queue's concurrency to change until the
+ * next reload: applied as a reload would.
+ */
+static void
+check_pool_request(struct master *m, int64_t now)
+{
+	struct sb_pool_request	*r = &m->sb->pool_req;
+	struct cfg_queue	*q;
+	int			 old = 0, i, n;
+
+	if (r->seq == m->pool_seq)
+		return;
+	m->pool_seq = r->seq;
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	if ((q = cfg_queue_find(m->cfg, r->queue)) == NULL)
+		return;
+	n = r->concurrency;
+	for (i = 0; i < SB_MAXSLOTS; i++)
+		if (m->slots[i].used && m->slots[i].role == SB_ROLE_WORKER &&
+		    !m->slots[i].draining &&
+		    strcmp(m->slots[i].queue, q->name) == 0)
+			old++;
+	log_notice("remote control: queue %s concurrency %d -> %d", q->name,
+	    old, n);
+	q->concurrency = n;
+	slot_retarget(m, q->name, 0, n, q, 0, now);
+	if (old > n)
+		slot_retarget(m, q->name, n, old, NULL, 0, now);
 }
 
 /* Drained children past their deadline are killed; their task re-queued. */
@@ -669,6 +705,7 @@ master_run(struct config *cfg, const struct master_opts *o)
 	if ((m.sb = sb_create()) == NULL)
 		fatal("mmap scoreboard");
 	m.sb->master_pid = getpid();
+	m.sb->task_events = cfg->events;
 	m.sb->started_ms = mono_ms();
 	if (pipe2(m.notify, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
@@ -699,6 +736,7 @@ master_run(struct config *cfg, const struct master_opts *o)
 		while (read(m.notify[0], buf, sizeof(buf)) > 0)
 			;
 
+		check_pool_request(&m, now);
 		next_limit = check_time_limits(&m, now);
 		next_drain = check_drains(&m, now);
 		if (next_drain && (next_limit == 0 || next_drain < next_limit))

@@ -92,6 +92,11 @@ sig_reset_child(void)
 
 	for (i = 0; i < sizeof(sigs) / sizeof(*sigs); i++)
 		signal(sigs[i], SIG_DFL);
+	/*
+	 * The master forwards SIGUSR1 (reopen logs) to every child; one
+	 * that does not handle it must not die of it.
+	 */
+	signal(SIGUSR1, SIG_IGN);
 	sigemptyset(&empty);
 	sigprocmask(SIG_SETMASK, &empty, NULL);
 	close(self_pipe[0]);

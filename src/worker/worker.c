@@ -34,6 +34,7 @@
 
 volatile sig_atomic_t worker_stop;
 volatile sig_atomic_t worker_soft;
+static volatile sig_atomic_t worker_reopen;
 static int wake_pipe[2] = { -1, -1 };
 static struct sb_slot *my_slot;
 
@@ -48,6 +49,8 @@ worker_signal(int sig)
 
 	if (sig == SIGALRM)
 		worker_soft = 1;
+	else if (sig == SIGUSR1)
+		worker_reopen = 1;
 	else if (my_slot != NULL && my_slot->kill_reason == SB_KILL_REVOKE) {
 		/* revoke --terminate: the master asked for this task to
 		 * end now, not after it finishes. */
@@ -70,11 +73,11 @@ worker_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGALRM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	/* The master alone reacts to ^C; workers follow its SIGTERM. */
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
@@ -242,6 +245,132 @@ refuse(struct worker *w, const char *raw, size_t len, const char *reason,
 	}
 }
 
+/* Task events, sent only while enabled (config or enable_events). */
+static int
+events_on(struct worker *w)
+{
+	if (w->sb == NULL || !w->sb->task_events)
+		return 0;
+	if (w->ev.node[0] == '\0')
+		events_init(&w->ev, w->cfg, w->sb->master_pid);
+	return 1;
+}
+
+static void
+event_simple(struct worker *w, const char *type, const char *id,
+    json_object *f)
+{
+	if (!events_on(w)) {
+		json_object_put(f);
+		return;
+	}
+	if (f == NULL)
+		f = json_object_new_object();
+	json_object_object_add(f, "uuid", json_object_new_string(id));
+	events_send(&w->ev, type, f);
+}
+
+static json_object *
+exception_fields(const struct task_ctx *ctx)
+{
+	json_object	*f = json_object_new_object();
+	char		 buf[1200];
+	const char	*msg = "";
+
+	if (ctx->exc_message && json_object_array_length(ctx->exc_message))
+		msg = json_object_get_string(json_object_array_get_idx(
+		    ctx->exc_message, 0));
+	snprintf(buf, sizeof(buf), "%s('%s')", ctx->exc_type, msg ? msg : "");
+	json_object_object_add(f, "exception", json_object_new_string(buf));
+	json_object_object_add(f, "traceback", json_object_new_string(
+	    ctx->traceback ? ctx->traceback : ""));
+	return f;
+}
+
+/* task-received and task-started in one message (task.multi). */
+static void
+event_begin(struct worker *w, const struct task_msg *m)
+{
+	json_object	*batch, *f;
+	char		 iso[48];
+
+	if (!events_on(w))
+		return;
+	f = json_object_new_object();
+	json_object_object_add(f, "uuid", json_object_new_string(m->id));
+	json_object_object_add(f, "name", json_object_new_string(m->task));
+	json_object_object_add(f, "args", json_object_new_string(
+	    m->argsrepr ? m->argsrepr : "()"));
+	json_object_object_add(f, "kwargs", json_object_new_string(
+	    m->kwargsrepr ? m->kwargsrepr : "{}"));
+	json_object_object_add(f, "root_id", m->root_id ?
+	    json_object_new_string(m->root_id) : NULL);
+	json_object_object_add(f, "parent_id", m->parent_id ?
+	    json_object_new_string(m->parent_id) : NULL);
+	json_object_object_add(f, "retries", json_object_new_int(m->retries));
+	if (m->eta > 0) {
+		msg_format_iso8601(m->eta, iso, sizeof(iso));
+		json_object_object_add(f, "eta", json_object_new_string(iso));
+	} else
+		json_object_object_add(f, "eta", NULL);
+	if (m->expires > 0) {
+		msg_format_iso8601(m->expires, iso, sizeof(iso));
+		json_object_object_add(f, "expires",
+		    json_object_new_string(iso));
+	} else
+		json_object_object_add(f, "expires", NULL);
+	batch = json_object_new_array();
+	json_object_array_add(batch, events_build(&w->ev, "task-received", f));
+	f = json_object_new_object();
+	json_object_object_add(f, "uuid", json_object_new_string(m->id));
+	json_object_array_add(batch, events_build(&w->ev, "task-started", f));
+	events_send(&w->ev, NULL, batch);
+}
+
+static void
+event_revoked(struct worker *w, const char *id, int expired)
+{
+	json_object *f;
+
+	if (!events_on(w))
+		return;
+	f = json_object_new_object();
+	json_object_object_add(f, "terminated", json_object_new_boolean(0));
+	json_object_object_add(f, "signum", NULL);
+	json_object_object_add(f, "expired", json_object_new_boolean(expired));
+	event_simple(w, "task-revoked", id, f);
+}
+
+/*
+ * Rate limit set by remote control: a task started too soon after the
+ * previous one waits in the delayed set, not in this process.
+ */
+static double
+rate_wait(struct worker *w, const char *task, double rate, double now)
+{
+	int	i, free_i = -1;
+
+	for (i = 0; i < WORKER_RATE_SLOTS; i++) {
+		if (w->rate[i].task[0] == '\0') {
+			if (free_i < 0)
+				free_i = i;
+			continue;
+		}
+		if (strcmp(w->rate[i].task, task) != 0)
+			continue;
+		if (now - w->rate[i].last < 1.0 / rate)
+			return w->rate[i].last + 1.0 / rate;
+		w->rate[i].last = now;
+		return 0;
+	}
+	if (free_i >= 0) {
+		snprintf(w->rate[free_i].task, sizeof(w->rate[free_i].task),
+		    "%s", task);
+		w->rate[free_i].last = now;
+	}
+	return 0;
+}
+
 static int
 wants_retry(const struct exec_target *t, const struct task_ctx *ctx)
 {
@@ -308,6 +437,7 @@ handle(struct worker *w, char *raw, size_t len)
 	json_object		*em;
 	enum exec_status	 st;
 	int64_t			 soft_ms, hard_ms, t0;
+	const struct sb_task_limit *lim;
 	double			 secs;
 	int			 rc;
 
@@ -328,6 +458,7 @@ handle(struct worker *w, char *raw, size_t len)
 		    "celery.exceptions", em, NULL);
 		json_object_put(em);
 		log_info("task %s[%s] expired", m.task, m.id);
+		event_revoked(w, m.id, 1);
 		msg_clear(&m);
 		return;
 	}
@@ -338,6 +469,7 @@ handle(struct worker *w, char *raw, size_t len)
 		    "celery.exceptions", em, NULL);
 		json_object_put(em);
 		log_info("task %s[%s] revoked; not run", m.task, m.id);
+		event_revoked(w, m.id, 0);
 		msg_clear(&m);
 		return;
 	}
@@ -356,6 +488,10 @@ handle(struct worker *w, char *raw, size_t len)
 	}
 	st = exec_resolve(w->cfg, w->queue, m.task, &t, err, sizeof(err));
 	if (st == EXEC_QUEUE_REFUSED) {
+		json_object *rf = json_object_new_object();
+		json_object_object_add(rf, "requeue",
+		    json_object_new_boolean(0));
+		event_simple(w, "task-rejected", m.id, rf);
 		refuse(w, raw, len, err, m.id, m.task, "QueueNotAllowed",
 		    "celeriac.errors");
 		msg_clear(&m);
@@ -368,11 +504,40 @@ handle(struct worker *w, char *raw, size_t len)
 		store_failure(w, &m, "FAILURE", "NotRegistered",
 		    "celery.exceptions", em, NULL);
 		json_object_put(em);
+		if (events_on(w)) {
+			char exc[300];
+			json_object *ff = json_object_new_object();
+			snprintf(exc, sizeof(exc), "NotRegistered('%s')",
+			    m.task);
+			json_object_object_add(ff, "exception",
+			    json_object_new_string(exc));
+			json_object_object_add(ff, "traceback",
+			    json_object_new_string(""));
+			event_simple(w, "task-failed", m.id, ff);
+		}
 		msg_clear(&m);
 		return;
 	}
 
-	/* Per-message limits from the Celery header win over the config. */
+	/* Remote-control overrides, then the Celery header, win. */
+	if ((lim = sb_limit_find(w->sb, m.task)) != NULL) {
+		double until;
+		if (lim->soft_ms > 0)
+			t.soft_ms = lim->soft_ms;
+		if (lim->hard_ms > 0)
+			t.hard_ms = lim->hard_ms;
+		if (lim->rate > 0 &&
+		    (until = rate_wait(w, m.task, lim->rate, now_unix())) > 0) {
+			while (eta_defer(w->broker, raw, len, until,
+			    w->processing) == -1)
+				if (worker_connect(w) == -1)
+					exit(EXIT_CLEAN);
+			if (w->next_eta == 0 || until < w->next_eta)
+				w->next_eta = until;
+			msg_clear(&m);
+			return;
+		}
+	}
 	soft_ms = m.soft_time_limit > 0 ? (int64_t)(m.soft_time_limit * 1000) :
 	    t.soft_ms;
 	hard_ms = m.time_limit > 0 ? (int64_t)(m.time_limit * 1000) : t.hard_ms;
@@ -392,6 +557,7 @@ handle(struct worker *w, char *raw, size_t len)
 	worker_notify(w);
 	proctitle_set("celeriacd: worker %s busy %s", w->name, m.task);
 	log_debug("task %s[%s] received", m.task, m.id);
+	event_begin(w, &m);
 	if (w->cfg->track_started && !m.ignore_result && !t.ignore_result) {
 		json_object *info = json_object_new_object();
 		json_object_object_add(info, "pid",
@@ -421,6 +587,7 @@ handle(struct worker *w, char *raw, size_t len)
 		log_debug("task %s[%s] succeeded in %.6fs", m.task, m.id,
 		    secs);
 	} else if (wants_retry(&t, &ctx) && m.retries < t.max_retries) {
+		event_simple(w, "task-retried", m.id, exception_fields(&ctx));
 		retry(w, &m, &t, &ctx, secs);
 		task_ctx_clear(&ctx);
 		msg_clear(&m);
@@ -449,6 +616,21 @@ handle(struct worker *w, char *raw, size_t len)
 	} else
 		worker_finish(w, m.id, meta);
 	free(meta);
+	if (events_on(w)) {
+		json_object *f;
+		if (rc == 0) {
+			char *repr = msg_pyrepr(ctx.result);
+			f = json_object_new_object();
+			json_object_object_add(f, "result",
+			    json_object_new_string(repr ? repr : "None"));
+			json_object_object_add(f, "runtime",
+			    json_object_new_double(secs));
+			free(repr);
+			event_simple(w, "task-succeeded", m.id, f);
+		} else
+			event_simple(w, "task-failed", m.id,
+			    exception_fields(&ctx));
+	}
 	sb_task_end(w->slot, m.task, rc == 0 ? SB_SUCCEEDED : SB_FAILED, secs);
 	task_ctx_clear(&ctx);
 	msg_clear(&m);
@@ -529,6 +711,7 @@ worker_main(const struct worker_args *a)
 	int		 rc, recovered;
 
 	memset(&w, 0, sizeof(w));
+	w.sb = a->sb;
 	w.cfg = a->cfg;
 	w.queue = a->queue;
 	w.index = a->index;
@@ -570,7 +753,7 @@ worker_main(const struct worker_args *a)
 		log_errx("out of memory");
 		exit(EXIT_CRASH);
 	}
-	w.fetch.extra_channel = CONTROL_CHANNEL;
+	w.fetch.extra_channels[w.fetch.nextra++] = CONTROL_CHANNEL;
 	w.fetch.on_message = on_control;
 	w.fetch.cb_arg = &w;
 	my_slot = w.slot;
@@ -594,6 +777,10 @@ worker_main(const struct worker_args *a)
 	log_debug("ready, consuming %s", a->queue->name);
 
 	while (!worker_stop) {
+		if (worker_reopen) {
+			worker_reopen = 0;
+			log_reopen();
+		}
 		if (getppid() == 1) {
 			log_warnx("the master is gone; exiting");
 			break;

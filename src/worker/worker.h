@@ -11,6 +11,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "broker/events.h"
 #include "broker/fetch.h"
 #include "broker/redis.h"
 #include "broker/revoke.h"
@@ -18,6 +19,7 @@
 #include "common/scoreboard.h"
 
 struct worker_args {
+	struct scoreboard	*sb;
 	const struct config	*cfg;
 	const struct cfg_queue	*queue;
 	int			 index;		/* slot number in the queue */
@@ -26,7 +28,15 @@ struct worker_args {
 };
 
 /* Internal state, shared by the files of src/worker only. */
+#define WORKER_RATE_SLOTS	16
+
 struct worker {
+	struct scoreboard	*sb;
+	struct events		 ev;		/* task events, when enabled */
+	struct {
+		char	 task[128];
+		double	 last;			/* Unix time of the last start */
+	} rate[WORKER_RATE_SLOTS];
 	const struct config	*cfg;
 	const struct cfg_queue	*queue;
 	int			 index;

@@ -1,6 +1,7 @@
 """Queue validation of configured tasks, and kombu's Redis priority order."""
 
 import json
+import time
 
 import pytest
 
@@ -80,6 +81,24 @@ def test_priority_order(celeriacd, celery_app, r, write_script, tmp_path):
         assert r.llen("reports\x06\x16%d" % step) == 1
 
     d.start(wait=False)
-    for res in results:
-        res.get(timeout=15)
+
+    def marks():
+        return out.exists() and len(out.read_text().split()) >= 5
+    poll(marks, 15, what="five order.mark runs")
     assert out.read_text().split() == ["0", "None", "3", "6", "9"]
+    for p, res in zip((9, 6, 3, 0, None), results):
+        assert res.get(timeout=10) == str(p)
+
+
+def test_priority_message_wakes_idle_worker(celeriacd, celery_app):
+    """A message in a priority bucket list (reports\\x06\\x169, ...) must
+    wake an idle worker at once, as kombu's BRPOP over all buckets does;
+    not after the wait on the base list times out."""
+    celeriacd(config={"queues": {"reports": {"concurrency": 1}}})
+    for prio in (9, 6, 3, 9, 6, 3, 0):
+        t0 = time.monotonic()
+        res = celery_app.send_task("celeriac.echo", args=[prio],
+                                   queue="reports", priority=prio)
+        assert res.get(timeout=10) == {"args": [prio], "kwargs": {}}
+        elapsed = time.monotonic() - t0
+        assert elapsed < 0.5, "priority %d took %.2fs" % (prio, elapsed)

@@ -1,0 +1,184 @@
+/*
+ * events.c - Celery event publishing (see events.h).
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker/events.h"
+#include "broker/message.h"
+#include "common/log.h"
+#include "common/util.h"
+
+void
+events_node_name(const struct config *cfg, char *buf, size_t len)
+{
+	snprintf(buf, len, "celeriac@%s", cfg->hostname ? cfg->hostname :
+	    host_name());
+}
+
+int
+events_utcoffset(void)
+{
+	struct tm	tm;
+	time_t		now = time(NULL);
+	long		west;
+
+	localtime_r(&now, &tm);
+	west = -tm.tm_gmtoff;
+	/* Python's // rounds toward minus infinity. */
+	return (int)(west >= 0 ? west / 3600 : -((-west + 3599) / 3600));
+}
+
+static int
+events_connect(struct events *e)
+{
+	char err[256];
+
+	if (e->c)
+		return 0;
+	e->c = redis_connect(&e->url, 1000, err, sizeof(err));
+	e->pending = 0;
+	if (e->c == NULL) {
+		log_debug("events: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+events_init(struct events *e, const struct config *cfg, int pid)
+{
+	char err[256];
+
+	memset(e, 0, sizeof(*e));
+	events_node_name(cfg, e->node, sizeof(e->node));
+	e->pid = pid;
+	if (redis_url_parse(cfg->broker, &e->url, err, sizeof(err)) == -1)
+		return -1;
+	return events_connect(e);
+}
+
+void
+events_close(struct events *e)
+{
+	if (e->c)
+		redisFree(e->c);
+	e->c = NULL;
+}
+
+json_object *
+events_build(struct events *e, const char *type, json_object *fields)
+{
+	json_object			*ev;
+	struct json_object_iterator	 it, end;
+
+	ev = json_object_new_object();
+	json_object_object_add(ev, "hostname", json_object_new_string(e->node));
+	json_object_object_add(ev, "utcoffset",
+	    json_object_new_int(events_utcoffset()));
+	json_object_object_add(ev, "pid", json_object_new_int(e->pid));
+	json_object_object_add(ev, "clock", json_object_new_int64(++e->clock));
+	if (fields) {
+		it = json_object_iter_begin(fields);
+		end = json_object_iter_end(fields);
+		for (; !json_object_iter_equal(&it, &end);
+		    json_object_iter_next(&it))
+			json_object_object_add(ev, json_object_iter_peek_name(&it),
+			    json_object_get(json_object_iter_peek_value(&it)));
+		json_object_put(fields);
+	}
+	json_object_object_add(ev, "timestamp",
+	    json_object_new_double(now_unix()));
+	json_object_object_add(ev, "type", json_object_new_string(type));
+	return ev;
+}
+
+int
+events_send(struct events *e, const char *type, json_object *fields)
+{
+	json_object	*body, *env, *h, *p, *di;
+	const char	*text;
+	char		 rk[64], chan[128], tag[40], *b64;
+	int		 done = 0;
+	size_t		 i;
+
+	if (type != NULL)
+		body = events_build(e, type, fields);
+	else
+		body = fields;
+	snprintf(rk, sizeof(rk), "%s", type ? type : "task.multi");
+	for (i = 0; rk[i]; i++)
+		if (rk[i] == '-')
+			rk[i] = '.';
+	text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+	b64 = msg_base64_encode((const unsigned char *)text, strlen(text));
+	json_object_put(body);
+	if (b64 == NULL)
+		return -1;
+	env = json_object_new_object();
+	json_object_object_add(env, "body", json_object_new_string(b64));
+	free(b64);
+	json_object_object_add(env, "content-encoding",
+	    json_object_new_string("utf-8"));
+	json_object_object_add(env, "content-type",
+	    json_object_new_string("application/json"));
+	h = json_object_new_object();
+	json_object_object_add(h, "hostname", json_object_new_string(e->node));
+	json_object_object_add(env, "headers", h);
+	p = json_object_new_object();
+	json_object_object_add(p, "delivery_mode", json_object_new_int(1));
+	di = json_object_new_object();
+	json_object_object_add(di, "exchange",
+	    json_object_new_string("celeryev"));
+	json_object_object_add(di, "routing_key", json_object_new_string(rk));
+	json_object_object_add(p, "delivery_info", di);
+	json_object_object_add(p, "priority", json_object_new_int(0));
+	json_object_object_add(p, "body_encoding",
+	    json_object_new_string("base64"));
+	msg_uuid4(tag);
+	json_object_object_add(p, "delivery_tag", json_object_new_string(tag));
+	json_object_object_add(env, "properties", p);
+	snprintf(chan, sizeof(chan), "/%d.celeryev/%s", e->url.db, rk);
+
+	if (events_connect(e) == -1) {
+		json_object_put(env);
+		return -1;
+	}
+	redisAppendCommand(e->c, "PUBLISH %s %s", chan,
+	    json_object_to_json_string_ext(env, JSON_C_TO_STRING_PLAIN));
+	json_object_put(env);
+	e->pending++;
+	/* Write it now; the reply is read later by events_drain(). */
+	while (!done)
+		if (redisBufferWrite(e->c, &done) != REDIS_OK) {
+			events_close(e);
+			return -1;
+		}
+	events_drain(e);
+	return 0;
+}
+
+void
+events_drain(struct events *e)
+{
+	struct pollfd	 pfd;
+	void		*r;
+
+	if (e->c == NULL || e->pending == 0)
+		return;
+	pfd.fd = e->c->fd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 0) <= 0)
+		return;
+	if (redisBufferRead(e->c) != REDIS_OK) {
+		events_close(e);
+		return;
+	}
+	while (redisGetReplyFromReader(e->c, &r) == REDIS_OK && r != NULL) {
+		freeReplyObject(r);
+		e->pending--;
+	}
+}

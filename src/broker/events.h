@@ -1,0 +1,55 @@
+/*
+ * events.h - Celery events (what `celery events` and Flower consume):
+ * kombu's fanout emulation, PUBLISH /<db>.celeryev/<type with - as .>,
+ * an envelope with a base64 JSON body.
+ *
+ * Events go out on a connection of their own, written without waiting
+ * for the replies (they are read and dropped later), so sending them
+ * costs a task a write(2), not a round trip.
+ */
+#ifndef CELERIAC_EVENTS_H
+#define CELERIAC_EVENTS_H
+
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <json-c/json.h>
+
+#include "broker/redis.h"
+#include "common/config.h"
+
+struct events {
+	redisContext		*c;		/* owned, may be NULL (down) */
+	struct redis_url	 url;
+	char			 node[300];	/* celeriac@HOST */
+	int			 pid;		/* reported sender pid */
+	int64_t			 clock;		/* Lamport clock */
+	int			 pending;	/* replies not read yet */
+};
+
+/* "celeriac@" + the configured host name. */
+void	events_node_name(const struct config *, char *buf, size_t len);
+
+int	events_init(struct events *, const struct config *, int pid);
+void	events_close(struct events *);
+
+/*
+ * Queue one event (fields: the type-specific fields; the common ones are
+ * added) or, with a NULL type, a batch: fields is then a JSON array of
+ * already built events sent on routing key task.multi.  Takes ownership
+ * of fields.  Returns 0, or -1 if the connection is down (dropped: events
+ * are best effort, as in Celery).
+ */
+int	events_send(struct events *, const char *type, json_object *fields);
+
+/* Build one event object with the common fields (for batches). */
+json_object *events_build(struct events *, const char *type,
+	    json_object *fields);
+
+/* Read and drop replies that arrived; never blocks. */
+void	events_drain(struct events *);
+
+/* Seconds west of UTC // 3600, Python's floor division (POSIX sign). */
+int	events_utcoffset(void);
+
+#endif
