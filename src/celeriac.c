@@ -28,7 +28,7 @@ usage(FILE *f)
 	    "  status [--json]\n"
 	    "  reload\n"
 	    "  stop [--cold]\n"
-	    "  dead list\n");
+	    "  dead list | retry ID|--all | purge [--older-than D]\n");
 }
 
 static const struct {
