@@ -33,6 +33,22 @@ CREATE TABLE jobs (
 	    status NOT IN ('succeeded', 'failed', 'revoked'))
 );
 
+-- The order of statuses, for writers whose events may arrive late: a
+-- finished job (rank 5) stays finished; otherwise a transition applies
+-- when its (retries, rank) is not behind the job's (a retried job goes
+-- back from retrying to started with one retry more).
+CREATE FUNCTION job_status_rank(status text) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(array_position(
+	'{pending,queued,started,retrying}'::text[], status), 5) $$;
+
+CREATE FUNCTION job_status_applies(cur text, cur_retries integer,
+    new text, new_retries integer) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT job_status_rank(cur) < 5 AND (job_status_rank(new) = 5 OR
+	(new_retries, job_status_rank(new)) >=
+	(cur_retries, job_status_rank(cur))) $$;
+
 -- The API's listings: by status, by queue, or all, newest first.
 CREATE INDEX jobs_status_created_idx ON jobs (status, created_at DESC);
 CREATE INDEX jobs_queue_created_idx ON jobs (queue, created_at DESC);

@@ -66,8 +66,15 @@ fetch_load_script(struct fetcher *f)
 	return 0;
 }
 
+/*
+ * Send the fetch script after `nprefix` commands the caller already
+ * appended (a result and its acknowledgement), so that both travel in
+ * one round trip; read their replies first.  *prefix_ok tells whether
+ * they all succeeded.
+ */
 int
-fetch_try(struct fetcher *f, char **msg, size_t *len, char **from)
+fetch_try_after(struct fetcher *f, int nprefix, int *prefix_ok, char **msg,
+    size_t *len, char **from)
 {
 	const char	*argv[3 + MSG_NBUCKETS + 1];
 	char		 nkeys[8];
@@ -78,23 +85,34 @@ fetch_try(struct fetcher *f, char **msg, size_t *len, char **from)
 	*msg = NULL;
 	if (from)
 		*from = NULL;
+	if (prefix_ok)
+		*prefix_ok = 1;
 again:
-	if (f->sha[0] == '\0' && fetch_load_script(f) == -1)
+	if (f->sha[0] == '\0' && nprefix == 0 && fetch_load_script(f) == -1)
 		return -1;
 	argc = 0;
-	argv[argc++] = "EVALSHA";
-	argv[argc++] = f->sha;
+	argv[argc++] = f->sha[0] ? "EVALSHA" : "EVAL";
+	argv[argc++] = f->sha[0] ? f->sha : fetch_lua;
 	snprintf(nkeys, sizeof(nkeys), "%d", MSG_NBUCKETS + 1);
 	argv[argc++] = nkeys;
 	for (i = 0; i < MSG_NBUCKETS; i++)
 		argv[argc++] = f->lists[i];
 	argv[argc++] = f->processing;
-	vr = redisCommandArgv(f->cmd, argc, argv, NULL);
-	r = vr;
-	if (r == NULL) {
+	if (redisAppendCommandArgv(f->cmd, argc, argv, NULL) != REDIS_OK)
+		return -1;
+	if (nprefix > 0) {
+		if (redis_read_replies(f->cmd, nprefix, NULL) == -1 &&
+		    prefix_ok)
+			*prefix_ok = 0;
+		if (f->cmd->err)
+			return -1;
+		nprefix = 0;
+	}
+	if (redisGetReply(f->cmd, &vr) != REDIS_OK) {
 		log_warnx("fetch: %s", f->cmd->errstr);
 		return -1;
 	}
+	r = vr;
 	if (r->type == REDIS_REPLY_ERROR) {
 		/* A restarted or flushed server forgot the script. */
 		int noscript = strncmp(r->str, "NOSCRIPT", 8) == 0;
@@ -124,6 +142,12 @@ again:
 		*from = strndup(r->element[0]->str, r->element[0]->len);
 	freeReplyObject(r);
 	return 1;
+}
+
+int
+fetch_try(struct fetcher *f, char **msg, size_t *len, char **from)
+{
+	return fetch_try_after(f, 0, NULL, msg, len, from);
 }
 
 /*

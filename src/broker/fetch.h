@@ -48,6 +48,10 @@ void	fetch_free(struct fetcher *);
  */
 int	fetch_try(struct fetcher *, char **msg, size_t *len, char **from);
 
+/* The same, after nprefix pipelined commands (see fetch.c). */
+int	fetch_try_after(struct fetcher *, int nprefix, int *prefix_ok,
+	    char **msg, size_t *len, char **from);
+
 /*
  * Sleep until a bucket list may have changed, wake_fd is readable, or
  * timeout_ms passes.  Returns 0, or -1 if the broker connection failed.

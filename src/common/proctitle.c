@@ -59,7 +59,17 @@ proctitle_set(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	prctl(PR_SET_NAME, buf + (strncmp(buf, "celeriacd: ", 11) == 0 ? 11 : 0));
+	{
+		/* comm holds 15 bytes; skip the system call when unchanged. */
+		static char last[16];
+		const char *comm = buf + (strncmp(buf, "celeriacd: ", 11) == 0 ?
+		    11 : 0);
+		if (strncmp(last, comm, 15) != 0) {
+			memcpy(last, comm, 15);
+			last[15] = '\0';
+			prctl(PR_SET_NAME, last);
+		}
+	}
 	if (title_start == NULL || title_len < 2)
 		return;
 	len = strlen(buf);

@@ -422,7 +422,7 @@ check_time_limits(struct master *m, int64_t now)
 static void
 check_ready(struct master *m, int64_t now)
 {
-	int i, total = 0, ready = 0;
+	int i, total = 0, ready = 0, workers = 0;
 
 	for (i = 0; i < SB_MAXSLOTS; i++) {
 		struct mslot *s = &m->slots[i];
@@ -432,13 +432,15 @@ check_ready(struct master *m, int64_t now)
 		total++;
 		if (s->pid > 0 && (st == SB_IDLE || st == SB_BUSY)) {
 			ready++;
+			workers += s->role == SB_ROLE_WORKER;
 			if (s->ready_ms == 0)
 				s->ready_ms = now;
 		}
 	}
 	if (!m->announced && ready == total) {
 		m->announced = 1;
-		log_notice("ready: %d workers", ready);
+		log_notice("ready: %d workers, %d other children", workers,
+		    ready - workers);
 		proctitle_set("celeriacd: master -c %s", m->cfg->path);
 		if (m->ready_fd >= 0) {
 			/* Daemon: stderr stayed open to report start-up

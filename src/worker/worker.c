@@ -188,6 +188,134 @@ worker_finish(struct worker *w, const char *task_id, const char *meta)
 	}
 }
 
+/*
+ * The normal end of a task: keep the result for the next fetch, so the
+ * result, the acknowledgement and the next fetch share one round trip.
+ */
+static void
+finish_later(struct worker *w, const char *task_id, char *meta)
+{
+	w->pend = 1;
+	snprintf(w->pend_id, sizeof(w->pend_id), "%s", task_id);
+	w->pend_meta = meta;		/* ours now */
+}
+
+static void
+pending_clear(struct worker *w)
+{
+	free(w->pend_meta);
+	free(w->pend_raw);
+	w->pend_meta = w->pend_raw = NULL;
+	w->pend = 0;
+}
+
+/* Store a pending result now (before waiting, exiting, recovering). */
+static void
+flush_pending(struct worker *w)
+{
+	if (!w->pend)
+		return;
+	worker_finish(w, w->pend_id, w->pend_meta);
+	pending_clear(w);
+}
+
+/*
+ * After a pipelined result+fetch whose replies were lost: the server may
+ * have run all of it, part, or nothing.  Store the result (idempotent),
+ * remove exactly our finished message, and put back at the front of the
+ * queue anything the fetch may have moved in that we never saw.
+ */
+static const char repair_lua[] =
+	"redis.call('LREM', KEYS[1], 0, ARGV[1])\n"
+	"local rest = redis.call('LRANGE', KEYS[1], 0, -1)\n"
+	"for i = #rest, 1, -1 do redis.call('RPUSH', KEYS[2], rest[i]) end\n"
+	"redis.call('DEL', KEYS[1])\n"
+	"return #rest\n";
+
+static void
+pipeline_repair(struct worker *w)
+{
+	redisReply	*r;
+	int		 delay = 100;
+
+	for (;;) {
+		if (w->broker == NULL && worker_connect(w) == -1)
+			exit(EXIT_CLEAN);	/* recovered by the next owner */
+		if (w->pend_meta == NULL || result_store(w->backend,
+		    w->pend_id, w->pend_meta, w->result_ttl_s, NULL) == 0) {
+			r = redis_command(w->broker, "EVAL %s 2 %s %s %b",
+			    repair_lua, w->processing, w->queue->name,
+			    w->pend_raw, w->pend_rawlen);
+			if (r != NULL) {
+				if (r->integer > 0)
+					log_notice("returned %lld unseen "
+					    "message(s) to %s after a broker "
+					    "error", r->integer,
+					    w->queue->name);
+				freeReplyObject(r);
+				break;
+			}
+		}
+		worker_disconnect(w);
+		usleep(delay * 1000);
+		if ((delay *= 2) > 5000)
+			delay = 5000;
+	}
+	pending_clear(w);
+}
+
+/*
+ * Fetch the next message, storing the pending result in the same
+ * round trip when the result backend is the broker's server.
+ */
+static int
+fetch_next(struct worker *w, char **raw, size_t *len, char **from)
+{
+	char	 key[192], ttl[32];
+	int	 n = 0, ok, rc;
+
+	if (!w->pend || w->backend != w->broker) {
+		flush_pending(w);
+		return fetch_try(&w->fetch, raw, len, from);
+	}
+	if (w->pend_meta) {
+		snprintf(key, sizeof(key), RESULT_KEY_PREFIX "%s", w->pend_id);
+		snprintf(ttl, sizeof(ttl), "%lld", (long long)w->result_ttl_s);
+		redisAppendCommand(w->broker, "MULTI");
+		if (w->result_ttl_s > 0)
+			redisAppendCommand(w->broker, "SETEX %s %s %s", key,
+			    ttl, w->pend_meta);
+		else
+			redisAppendCommand(w->broker, "SET %s %s", key,
+			    w->pend_meta);
+		redisAppendCommand(w->broker, "PUBLISH %s %s", key,
+		    w->pend_meta);
+		redisAppendCommand(w->broker, "DEL %s", w->processing);
+		redisAppendCommand(w->broker, "EXEC");
+		n = 5;
+	} else {
+		redisAppendCommand(w->broker, "DEL %s", w->processing);
+		n = 1;
+	}
+	rc = fetch_try_after(&w->fetch, n, &ok, raw, len, from);
+	if (ok && !w->broker->err) {
+		pending_clear(w);
+		return rc;
+	}
+	if (rc == 1) {
+		free(*raw);
+		*raw = NULL;
+		if (from) {
+			free(*from);
+			*from = NULL;
+		}
+	}
+	log_warnx("broker error after task %s; repairing", w->pend_id);
+	worker_disconnect(w);
+	pipeline_repair(w);
+	return 0;
+}
+
 static void
 soft_timer(int64_t ms)
 {
@@ -427,8 +555,12 @@ retry(struct worker *w, const struct task_msg *m, const struct exec_target *t,
 	free(env);
 }
 
+/*
+ * Run one message.  Sets *keep_raw when the message's result is left
+ * pending (see finish_later): the caller then hands raw over.
+ */
 static void
-handle(struct worker *w, char *raw, size_t len)
+handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 {
 	struct task_msg		 m;
 	struct exec_target	 t;
@@ -554,7 +686,9 @@ handle(struct worker *w, char *raw, size_t len)
 
 	sb_task_begin(w->slot, m.id, m.task, hard_ms);
 	sb_set_state(w->slot, SB_BUSY);
-	worker_notify(w);
+	/* The master needs to know only when it has a deadline to keep. */
+	if (hard_ms > 0)
+		worker_notify(w);
 	proctitle_set("celeriacd: worker %s busy %s", w->name, m.task);
 	log_debug("task %s[%s] received", m.task, m.id);
 	event_begin(w, &m);
@@ -613,8 +747,11 @@ handle(struct worker *w, char *raw, size_t len)
 		    m.task, raw, len, w->processing) == -1)
 			if (worker_connect(w) == -1)
 				exit(EXIT_CLEAN);
-	} else
-		worker_finish(w, m.id, meta);
+	} else {
+		finish_later(w, m.id, meta);
+		meta = NULL;
+		*keep_raw = 1;
+	}
 	free(meta);
 	if (events_on(w)) {
 		json_object *f;
@@ -674,11 +811,13 @@ idle_timeout(struct worker *w)
 }
 
 static void
-worker_idle(struct worker *w)
+worker_idle(struct worker *w, int announce)
 {
 	sb_set_state(w->slot, SB_IDLE);
 	proctitle_set("celeriacd: worker %s idle", w->name);
-	worker_notify(w);
+	/* Readiness is announced once; the rest the master reads itself. */
+	if (announce)
+		worker_notify(w);
 }
 
 static int
@@ -691,6 +830,12 @@ worker_over_limits(struct worker *w)
 		    (unsigned long long)w->done);
 		return 1;
 	}
+	/* /proc costs three system calls: once a second is enough,
+	 * unless a memory limit must be checked after every task. */
+	if (w->queue->max_memory_per_child <= 0 &&
+	    mono_ms() - w->rss_at < 1000)
+		return 0;
+	w->rss_at = mono_ms();
 	rss = proc_rss(getpid());
 	w->slot->rss = rss;
 	if (w->queue->max_memory_per_child > 0 &&
@@ -708,7 +853,7 @@ worker_main(const struct worker_args *a)
 	struct worker	 w;
 	char		 err[256], *raw, *from;
 	size_t		 len;
-	int		 rc, recovered;
+	int		 rc, recovered, keep;
 
 	memset(&w, 0, sizeof(w));
 	w.sb = a->sb;
@@ -773,7 +918,7 @@ worker_main(const struct worker_args *a)
 		log_warnx("recovery of %s incomplete; will retry",
 		    w.processing);
 	fetch_subscribe(&w.fetch);
-	worker_idle(&w);
+	worker_idle(&w, 1);
 	log_debug("ready, consuming %s", a->queue->name);
 
 	while (!worker_stop) {
@@ -793,13 +938,14 @@ worker_main(const struct worker_args *a)
 			usleep(100 * 1000);
 			continue;
 		}
-		rc = fetch_try(&w.fetch, &raw, &len, &from);
+		rc = fetch_next(&w, &raw, &len, &from);
 		if (rc == -1) {
 			worker_disconnect(&w);
 			continue;
 		}
 		if (rc == 0) {
 			char drain[64];
+			flush_pending(&w);
 			fetch_wait(&w.fetch, idle_timeout(&w), wake_pipe[0]);
 			while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
 				;
@@ -808,16 +954,23 @@ worker_main(const struct worker_args *a)
 		free(from);
 		/* A revoke may wait unread on the subscription. */
 		fetch_poll_messages(&w.fetch);
-		handle(&w, raw, len);
-		free(raw);
+		keep = 0;
+		handle(&w, raw, len, &keep);
+		if (keep) {
+			w.pend_raw = raw;
+			w.pend_rawlen = len;
+		} else
+			free(raw);
 		w.done++;
 		if (worker_over_limits(&w)) {
+			flush_pending(&w);
 			worker_disconnect(&w);
 			fetch_free(&w.fetch);
 			exit(EXIT_RECYCLE);
 		}
-		worker_idle(&w);
+		worker_idle(&w, 0);
 	}
+	flush_pending(&w);
 	sb_set_state(w.slot, SB_STOPPING);
 	worker_disconnect(&w);
 	fetch_free(&w.fetch);

@@ -55,6 +55,13 @@ struct worker {
 	struct revset		 revoked;	/* live revoked ids */
 	double			 next_eta;	/* next delayed message, 0: none */
 	double			 last_eta_scan;
+	int64_t			 rss_at;	/* last /proc read */
+	/* A finished task whose result goes out with the next fetch. */
+	int			 pend;
+	char			 pend_id[128];
+	char			*pend_meta;	/* NULL: ignore_result */
+	char			*pend_raw;	/* the finished message */
+	size_t			 pend_rawlen;
 };
 
 void	worker_main(const struct worker_args *) __attribute__((noreturn));

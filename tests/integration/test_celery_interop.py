@@ -49,11 +49,14 @@ def test_each_queue_args_kwargs_priority(example, celery_app, queue):
         assert res.status == "SUCCESS"
 
 
-@pytest.mark.parametrize("name", ["reports.generate_dummy_report",
-                                  "app.tasks.generate_dummy_report"])
-def test_generate_dummy_report(example, celery_app, name):
-    res = celery_app.send_task(name, args=["r-1"], queue="reports")
+def test_generate_dummy_report(example, celery_app):
+    res = celery_app.send_task("reports.generate_dummy_report",
+                               args=["r-1"], queue="reports")
     assert res.get(timeout=10) == {"report_id": "r-1"}
+    res = celery_app.send_task("reports.generate_dummy_report",
+                               args=["r-2"], kwargs={"job_id": "j-2"},
+                               queue="reports", priority=5)
+    assert res.get(timeout=10) == {"report_id": "r-2"}
 
 
 def test_failures_raise_celery_exceptions(example, celery_app):
