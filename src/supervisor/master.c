@@ -26,6 +26,7 @@
 #include "common/util.h"
 #include "supervisor/child.h"
 #include "supervisor/master.h"
+#include "supervisor/notify.h"
 #include "supervisor/reload.h"
 #include "tasks/registry.h"
 #include "supervisor/signal.h"
@@ -441,6 +442,7 @@ check_ready(struct master *m, int64_t now)
 		m->announced = 1;
 		log_notice("ready: %d workers, %d other children", workers,
 		    ready - workers);
+		notify_systemd("READY=1\nSTATUS=ready");
 		proctitle_set("celeriacd: master -c %s", m->cfg->path);
 		if (m->ready_fd >= 0) {
 			/* Daemon: stderr stayed open to report start-up
@@ -536,10 +538,12 @@ reload(struct master *m, int64_t now)
 	int			 k, kept = 0, changed = 0;
 
 	log_notice("SIGHUP: reloading %s", m->opts->config_path);
+	notify_systemd("RELOADING=1");
 	new = master_load_config(m->opts->config_path, m->opts->queues, err,
 	    sizeof(err));
 	if (new == NULL) {
 		log_errx("reload refused, configuration unchanged: %s", err);
+		notify_systemd("READY=1\nSTATUS=reload refused: bad configuration");
 		return;
 	}
 	if (reload_plan(old, new, &plan) == -1) {
@@ -600,6 +604,7 @@ reload(struct master *m, int64_t now)
 	cfg_free(old);
 	log_notice("reload done: %d queues changed, %d unchanged", changed,
 	    kept);
+	notify_systemd("READY=1\nSTATUS=ready");
 }
 
 /*
@@ -662,14 +667,17 @@ static void
 begin_shutdown(struct master *m, int cold, int64_t now)
 {
 	if (cold) {
-		if (!m->cold)
+		if (!m->cold) {
+			notify_systemd("STOPPING=1");
 			log_notice("cold shutdown: killing workers now");
+		}
 		m->cold = m->stopping = 1;
 		signal_all(m, SIGKILL, SB_KILL_SHUTDOWN);
 		return;
 	}
 	if (m->stopping)
 		return;
+	notify_systemd("STOPPING=1");
 	log_notice("warm shutdown: workers finish their tasks (at most %lld "
 	    "ms)", (long long)m->cfg->shutdown_timeout_ms);
 	m->stopping = 1;

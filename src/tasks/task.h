@@ -32,6 +32,14 @@ struct task_ctx {
 	/* Set asynchronously when the soft time limit passes. */
 	volatile sig_atomic_t *soft_timeout;
 
+	/*
+	 * Report progress: stores a PROGRESS state with meta (borrowed)
+	 * in the result backend, as Celery's update_state() does.  May be
+	 * NULL (inline runs).
+	 */
+	void		(*progress)(struct task_ctx *, json_object *meta);
+	void		*progress_arg;
+
 	/* Outcome: exactly one of result or exc_type is set by the task. */
 	json_object	*result;	/* owned by the ctx once set */
 	char		 exc_type[64];

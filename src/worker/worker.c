@@ -373,6 +373,21 @@ refuse(struct worker *w, const char *raw, size_t len, const char *reason,
 	}
 }
 
+static void
+task_progress(struct task_ctx *ctx, json_object *meta)
+{
+	struct worker	*w = ctx->progress_arg;
+	char		*text;
+
+	if ((text = msg_result_state("PROGRESS", ctx->id, meta)) == NULL)
+		return;
+	/* Best effort: progress is a hint, the final state is what counts. */
+	if (w->backend == NULL ||
+	    result_store(w->backend, ctx->id, text, w->result_ttl_s, NULL) == -1)
+		log_debug("progress of %s not stored", ctx->id);
+	free(text);
+}
+
 /* Task events, sent only while enabled (config or enable_events). */
 static int
 events_on(struct worker *w)
@@ -683,6 +698,8 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 	ctx.args = m.args;
 	ctx.kwargs = m.kwargs;
 	ctx.soft_timeout = &worker_soft;
+	ctx.progress = task_progress;
+	ctx.progress_arg = w;
 
 	sb_task_begin(w->slot, m.id, m.task, hard_ms);
 	sb_set_state(w->slot, SB_BUSY);
