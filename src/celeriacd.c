@@ -179,6 +179,8 @@ main(int argc, char **argv)
 		if (test)
 			fprintf(stderr, "celeriacd: configuration file %s "
 			    "test failed\n", path);
+		free(path);
+		free(queues);
 		return 1;
 	}
 	if (test) {

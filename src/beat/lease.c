@@ -74,8 +74,11 @@ lease_renew(redisContext *c, struct lease *l, int64_t now)
 		return 0;
 	r = redis_command(c, "EVAL %s 1 %s %s %d", lease_renew_lua, LEASE_KEY,
 	    l->value, LEASE_TTL_MS);
-	if (r == NULL)
+	if (r == NULL) {
+		/* Unknown outcome: stop acting until a renewal succeeds. */
+		l->valid_until = 0;
 		return -1;
+	}
 	ok = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
 	freeReplyObject(r);
 	if (ok != 1) {

@@ -23,6 +23,16 @@
 
 #define LEASE_KEY		"celeriac.beat.lease"
 #define LEASE_TOKEN_KEY		"celeriac.beat.token"
+/*
+ * What the leader records with each fire, in the same script as the
+ * message: entry name -> {"fire_time" (scheduled, Unix seconds),
+ * "scheduled" (the same, ISO 8601 in the entry's zone), "token",
+ * "task_id", "host", "sent_at"}, and the last BEAT_HISTORY_LEN fires
+ * (the same objects with "entry"), newest first.
+ */
+#define BEAT_LAST_KEY		"celeriac.beat.last"
+#define BEAT_HISTORY_KEY	"celeriac.beat.history"
+#define BEAT_HISTORY_LEN	1000
 #define LEASE_TTL_MS		5000
 #define LEASE_RENEW_MS		1000
 /*
@@ -51,7 +61,8 @@ int	 lease_acquire(redisContext *, struct lease *, int64_t now);
 /*
  * Extend a held lease.  Returns 1, 0 when it is no longer ours (it
  * expired, or another host holds it: the lease is dropped), or -1 on a
- * Redis error (the lease stays held but invalid until a renewal works).
+ * Redis error: the lease stays held but stops being valid at once, until
+ * a renewal works again.
  */
 int	 lease_renew(redisContext *, struct lease *, int64_t now);
 

@@ -133,6 +133,18 @@ beat_sched_due(const struct beat_sched *s, int64_t cursor_ms, int64_t now_ms,
 	    BEAT_FIRE;
 }
 
+const char *
+beat_entry_queue(const struct config *cfg, const struct cfg_beat_entry *e)
+{
+	const struct cfg_task *t;
+
+	if (e->queue != NULL)
+		return e->queue;
+	if ((t = cfg_task_find(cfg, e->task)) != NULL && t->queue != NULL)
+		return t->queue;
+	return "celery";
+}
+
 void
 beat_sched_describe(const struct cfg_beat_entry *e, char *buf, size_t len)
 {

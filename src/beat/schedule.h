@@ -62,6 +62,10 @@ int64_t	 beat_sched_next(const struct beat_sched *, int64_t after_ms);
 void	 beat_sched_due(const struct beat_sched *, int64_t cursor_ms,
 	    int64_t now_ms, int skip_missed, struct beat_due *);
 
+/* Where an entry's messages go: its queue, its task's, else "celery". */
+const char *beat_entry_queue(const struct config *,
+	    const struct cfg_beat_entry *);
+
 /* "every 1s", "every 250ms", "cron 0 0 * * * (Europe/Paris)". */
 void	 beat_sched_describe(const struct cfg_beat_entry *, char *buf,
 	    size_t len);

@@ -17,6 +17,8 @@ extern char **environ;
 
 static char	*title_start;
 static size_t	 title_len;
+/* Global so no compiler drops the store: the copy must stay reachable. */
+char		**proctitle_environ;
 
 void
 proctitle_init(int argc, char **argv)
@@ -43,6 +45,8 @@ proctitle_init(int argc, char **argv)
 		if (newenv[i] == NULL)
 			return;
 	}
+	/* Kept reachable on purpose: it lives as long as the process. */
+	proctitle_environ = newenv;
 	environ = newenv;
 	/* argv[] itself keeps pointing here; callers parsed options already. */
 	title_start = argv[0];

@@ -176,6 +176,11 @@ int		 http_revoke(const char *task_id);
 
 /* api.c */
 void		 api_route(struct http_req *, struct http_resp *);
+/* A job (by id or task id) with its events; 400/404/503 otherwise. */
+void		 api_job_detail(const char *ref, struct http_resp *);
+/* Cancel: revoke with terminate, mark revoked; 404, 409, 503. */
+void		 api_job_cancel(const char *ref, const char *by,
+		    struct http_resp *);
 
 /* metrics.c */
 void		 metrics_route(struct http_req *, struct http_resp *);

@@ -87,15 +87,15 @@ static int
 send_message(const char *task_id, const char *task, const char *queue,
     json_object *args, json_object *kwargs, int retries)
 {
-	struct msg_new	 mn;
-	redisContext	*c;
-	char		*env;
-	int		 prio, rc = -1;
+	const struct cfg_queue	*q;
+	struct msg_new		 mn;
+	redisContext		*c;
+	char			*env;
+	int			 prio, rc = -1;
 
 	memset(&mn, 0, sizeof(mn));
-	(void)http_task_queue(task, queue, &prio);
-	if (cfg_queue_find(http.cfg, queue) != NULL)
-		prio = cfg_queue_find(http.cfg, queue)->priority;
+	q = cfg_queue_find(http.cfg, queue);
+	prio = q ? q->priority : 0;
 	mn.task = task;
 	mn.id = task_id;
 	mn.queue = queue;

@@ -53,4 +53,19 @@ void		 store_flush(struct store *, int timeout_ms);
 
 const char	*store_status_name(enum store_status);
 
+/* Counters since store_open(), for logs and metrics. */
+struct store_stats {
+	unsigned long long	 recorded;	/* events given to store_record */
+	unsigned long long	 written;	/* events committed */
+	unsigned long long	 spilled;	/* events written to a spill file */
+	unsigned long long	 dropped;	/* events lost (logged) */
+	unsigned long long	 connects;	/* connection attempts */
+	unsigned long long	 failures;	/* failed connections or batches */
+	unsigned long long	 spill_errors;
+	size_t			 queued;	/* in memory, not yet written */
+	int			 connected;	/* the database answers */
+};
+
+void		 store_get_stats(const struct store *, struct store_stats *);
+
 #endif

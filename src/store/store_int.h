@@ -91,4 +91,70 @@ int	spill_consumed(struct spill *, off_t off, int own);
 void	spill_sync(struct spill *, int force);
 void	spill_close(struct spill *);
 
+#define STORE_QMAX		10000		/* events in memory */
+#define STORE_QBYTES		(64 << 20)	/* and their bytes */
+#define STORE_BATCH		200		/* send once this many wait */
+#define STORE_BATCH_MS		50		/* or the oldest waited this */
+#define STORE_BATCH_MAX		1000		/* events in one statement */
+#define STORE_BATCH_BYTES	(4 << 20)
+
+enum store_state {
+	ST_DOWN = 0,		/* no connection */
+	ST_CONNECTING,
+	ST_PREPARING,		/* the batch statement is being prepared */
+	ST_READY,
+	ST_BUSY			/* a batch is in flight */
+};
+
+/* The events being written, taken from a spill file or the queue. */
+struct store_batch {
+	char		**line;
+	size_t		  n;
+	size_t		  pos;		/* before it: written */
+	size_t		  sent;		/* in the statement in flight */
+	int		  solo;		/* one event per statement */
+	int		  degraded;	/* line[pos] was stripped already */
+	struct spill	 *from;		/* NULL: from the queue */
+	off_t		  end;		/* from a spill: offset after it */
+};
+
+struct store {
+	char			*url;
+	char			 who[128];
+	void			*conn;		/* PGconn */
+	enum store_state	 state;
+	short			 pq_events;	/* what PQconnectPoll waits for */
+	int64_t			 t_connect;
+	int64_t			 next_try;
+	int64_t			 backoff;
+	int			 failing;	/* an outage was logged */
+	int			 res_ok;	/* the command in flight: */
+	char			 res_state[6];	/* its SQLSTATE */
+	char			 res_msg[256];
+	struct store_batch	 b;
+	struct store_buf	 param;
+	char			**q;		/* ring of STORE_QMAX lines */
+	size_t			 qhead, qlen, qbytes;
+	int64_t			 qsince;	/* when the oldest was queued */
+	int			 spool_ok;
+	char			 spool[PATH_MAX];
+	struct spill		 own;
+	struct spill		*orphans;
+	size_t			 norphans;
+	struct store_stats	 stats;
+};
+
+/* store.c: the batch, for flush.c. */
+int	store_pending(const struct store *);
+int	store_want(const struct store *, int force, int64_t now);
+int	store_batch_fill(struct store *);
+void	store_batch_advance(struct store *, size_t k);
+void	store_batch_refused(struct store *, const char *why);
+/* An outage: what is in memory goes to the spill file. */
+void	store_spill_memory(struct store *, int closing);
+
+/* flush.c: the connection. */
+void	store_pump(struct store *, int64_t deadline_ms, int force);
+void	store_disconnect(struct store *);
+
 #endif

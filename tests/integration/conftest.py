@@ -541,3 +541,115 @@ def pytest_configure(config):
     config.addinivalue_line(
         "filterwarnings",
         "ignore:SelectableGroups dict interface is deprecated:DeprecationWarning")
+
+
+# ------------------------------------------- a Redis of one's own (appended)
+
+class RedisServer:
+    """A redis-server with persistence (appendonly), on a loopback port,
+    that a test may stop and start again on the same port and directory:
+    for Redis outages and the chaos test.  The session Redis has no
+    persistence, so it cannot be restarted without losing data."""
+
+    def __init__(self, d, fsync="always"):
+        self.dir = pathlib.Path(d)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.fsync = fsync
+        self.proc = None
+        self.url = "redis://127.0.0.1:%d/0" % self.port
+        self.restarts = 0
+
+    def start(self, timeout=10):
+        assert self.proc is None or self.proc.poll() is not None
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "yes",
+             "--appendfsync", self.fsync, "--dir", str(self.dir),
+             "--protected-mode", "yes", "--daemonize", "no",
+             "--logfile", str(self.dir / "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+
+        def answers():
+            if self.proc.poll() is not None:
+                raise AssertionError("redis-server exited with %s: %s" % (
+                    self.proc.returncode, self.log_tail()))
+            try:
+                c = redis_mod.Redis(host="127.0.0.1", port=self.port,
+                                    socket_timeout=1)
+                try:
+                    return c.ping()
+                finally:
+                    c.close()
+            except redis_mod.exceptions.RedisError:
+                return False
+        poll(answers, timeout, what="redis-server on port %d" % self.port)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def restart(self, sig=signal.SIGTERM, down=0.0):
+        """Stop (by sig), stay down `down` seconds (the outage), start."""
+        self.stop(sig)
+        if down:
+            time.sleep(down)
+        self.start()
+        self.restarts += 1
+
+    def client(self, **kw):
+        return redis_mod.Redis(host="127.0.0.1", port=self.port,
+                               decode_responses=True, **kw)
+
+    def log_tail(self, n=20):
+        try:
+            lines = (self.dir / "redis.log").read_text(
+                errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """Factory: redis_server(fsync="always") -> a started RedisServer with
+    appendonly persistence, stopped at teardown."""
+    made = []
+
+    def factory(fsync="always"):
+        s = RedisServer(tmp_path / ("redis%d" % len(made)), fsync=fsync)
+        made.append(s)
+        return s.start()
+    yield factory
+    for s in made:
+        s.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def celeriacd_at(redis_server, celeriacd, request, tmp_path, services):
+    """Factory like celeriacd, on another Redis: celeriacd_at(url,
+    config={...}, start=True, ...).  Stopped by the celeriacd fixture's
+    teardown, before the redis_server ones are."""
+    celeriacd(start=False, name="unused")   # makes the runs list exist
+    made = request.node._celeriacd_runs
+    made.pop()
+
+    def factory(url, config=None, start=True, args=(), env=None,
+                ready_timeout=10, name=None):
+        cfg = {"broker": url, "result_backend": url}
+        cfg.update(config or {})
+        d = Celeriacd(tmp_path, url, services, config=cfg, args=args,
+                      env=env, name=name or "celeriacd%s" % (len(made) or ""))
+        made.append(d)
+        if start:
+            d.start(wait=True, timeout=ready_timeout)
+        return d
+    return factory
