@@ -28,6 +28,7 @@ usage(FILE *f)
 	    "  status [--json]\n"
 	    "  reload\n"
 	    "  stop [--cold]\n"
+	    "  beat status\n"
 	    "  dead list | retry ID|--all | purge [--older-than D]\n");
 }
 
@@ -43,6 +44,7 @@ static const struct {
 	{ "status", ctl_status },
 	{ "reload", ctl_reload },
 	{ "stop", ctl_stop },
+	{ "beat", ctl_beat },
 };
 
 int

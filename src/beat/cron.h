@@ -1,6 +1,7 @@
 /*
  * cron.h - 5-field cron expressions and their fire times in an IANA time
- * zone.
+ * zone: cron.c parses and searches the calendar, crontz.c maps wall-clock
+ * times to instants.
  *
  * Syntax (Vixie cron): minute hour day-of-month month day-of-week, each a
  * comma-separated list of `*`, `N`, `N-M`, with an optional `/STEP` after
@@ -87,6 +88,10 @@ int	 cron_next(const struct cron_expr *, const char *tz, int64_t after,
  * with ".." or a leading '/' are refused.
  */
 int	 cron_tz_valid(const char *tz);
+
+/* Seconds of a wall-clock time read as UTC; one minute later. */
+int64_t	 cron_wall_naive(const struct cron_wall *);
+void	 cron_wall_add_minute(struct cron_wall *);
 
 /*
  * The instant a wall-clock time in zone tz stands for, with the DST rules

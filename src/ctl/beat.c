@@ -24,7 +24,6 @@
 #include "common/config.h"
 #include "ctl/ctl.h"
 
-int	ctl_beat(struct config *, int, char **);
 
 static int64_t
 ctl_beat_now_ms(void)

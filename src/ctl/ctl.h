@@ -18,6 +18,7 @@ int	ctl_revoke(struct config *, int argc, char **argv);
 int	ctl_status(struct config *, int argc, char **argv);
 int	ctl_reload(struct config *, int argc, char **argv);
 int	ctl_stop(struct config *, int argc, char **argv);
+int	ctl_beat(struct config *, int argc, char **argv);
 
 /* Helpers shared by the commands (send.c). */
 redisContext	*ctl_connect(const char *url);

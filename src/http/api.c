@@ -25,19 +25,30 @@
 static const char *const api_statuses[] = { "pending", "queued", "started",
 	"retrying", "succeeded", "failed", "revoked", NULL };
 
-static const char sql_list[] =
-	"SELECT json_build_object("
-	"'jobs', coalesce((SELECT json_agg(x ORDER BY x.job_id DESC) FROM ("
-	"SELECT id AS job_id, task_id, task_name, job_type, queue, status, "
-	"retries, worker_host, worker_pid, created_at, queued_at, started_at, "
-	"finished_at, error_type, error_message, file_path FROM jobs "
-	"WHERE ($1::text IS NULL OR status = $1) "
+/*
+ * Newest first by created_at, which the indexes of 001_jobs.sql serve
+ * for each filter; the total is counted up to API_COUNT_CAP so that a
+ * large table does not make every page cost a full count.
+ */
+#define API_COUNT_CAP	"10000"
+#define API_FILTER	"WHERE ($1::text IS NULL OR status = $1) " \
 	"AND ($2::text IS NULL OR queue = $2) "
-	"ORDER BY id DESC LIMIT $3::int OFFSET $4::int) x), '[]'::json), "
-	"'total', (SELECT count(*) FROM jobs "
-	"WHERE ($1::text IS NULL OR status = $1) "
-	"AND ($2::text IS NULL OR queue = $2)), "
-	"'status', $1, 'queue', $2, 'limit', $3::int, 'offset', $4::int)";
+
+static const char sql_list[] =
+	"WITH f AS (SELECT id AS job_id, task_id, task_name, job_type, queue, "
+	"status, retries, worker_host, worker_pid, created_at, queued_at, "
+	"started_at, finished_at, error_type, error_message, file_path "
+	"FROM jobs " API_FILTER
+	"ORDER BY created_at DESC, id DESC LIMIT $3::int OFFSET $4::int), "
+	"c AS (SELECT count(*) AS n FROM (SELECT 1 FROM jobs " API_FILTER
+	"LIMIT " API_COUNT_CAP " + 1) x) "
+	"SELECT json_build_object("
+	"'jobs', coalesce((SELECT json_agg(f ORDER BY f.created_at DESC, "
+	"f.job_id DESC) FROM f), '[]'::json), "
+	"'total', least(c.n, " API_COUNT_CAP "), "
+	"'total_capped', c.n > " API_COUNT_CAP ", "
+	"'status', $1, 'queue', $2, 'limit', $3::int, 'offset', $4::int) "
+	"FROM c";
 
 static const char sql_detail[] =
 	"SELECT json_build_object('job_id', j.id, 'task_id', j.task_id, "
@@ -68,16 +79,19 @@ static const char sql_cancel[] =
 	"SELECT id, 'revoked', now(), $2::jsonb FROM u) "
 	"SELECT count(*) FROM u";
 
-/* PostgreSQL made the JSON: hand its text over as the answer. */
+/*
+ * PostgreSQL made the JSON; it goes through json-c once more so that
+ * every answer has the same compact layout.
+ */
 static void
 reply_pg_json(struct http_resp *r, PGresult *res)
 {
-	char *s = strdup(PQgetvalue(res, 0, 0));
+	json_object *o = json_tokener_parse(PQgetvalue(res, 0, 0));
 
-	if (s == NULL)
-		http_error(r, 500, "out of memory", NULL);
+	if (o == NULL)
+		http_error(r, 500, "bad JSON from the database", NULL);
 	else
-		http_reply_text(r, 200, "application/json", s, strlen(s));
+		http_reply_json(r, 200, o);
 }
 
 static void
@@ -173,9 +187,10 @@ submit(struct http_job *j, struct http_resp *r, json_object *extra)
 	json_object_object_add(o, "database", json_object_new_string(
 	    !http.has_db ? "not configured" : j->db_ok ? "ok" :
 	    "unavailable"));
-	if (extra)
+	if (extra) {
 		json_object_object_foreach(extra, k, v)
 			json_object_object_add(o, k, json_object_get(v));
+	}
 	json_object_put(extra);
 	http_reply_json(r, 200, o);
 }
@@ -519,7 +534,8 @@ queues_status(struct http_req *q, struct http_resp *r)
 		    s->parked > 0));
 		since = http_oldest_since(s->name, &known);
 		json_object_object_add(e, "oldest_message_age_seconds",
-		    depth[0] < 0 ? NULL : total == 0 ? json_object_new_double(0) :
+		    depth[0] < 0 ? NULL : total == 0 ?
+		    json_object_new_double(0) :
 		    since > 0 ? json_object_new_double((long)((now - since) *
 		    1000) / 1000.0) : NULL);
 		json_object_object_add(e, "oldest_message_age_exact",

@@ -22,7 +22,7 @@
 #include "common/config.h"
 #include "common/scoreboard.h"
 
-#define HTTP_MAXQ		32	/* queues shown (scoreboard + config) */
+#define HTTP_MAXQ		32	/* queues (scoreboard + config) */
 #define HTTP_SAMPLE_MS		5000	/* sampler period */
 #define HTTP_NSAMPLES		720	/* one hour of samples */
 #define HTTP_JOBS_MAXLIMIT	100
@@ -77,8 +77,8 @@ struct http_tstat {
 /* Per queue, from the scoreboard (and the configuration at fork). */
 struct http_qstat {
 	char		 name[SB_QUEUELEN];
-	int		 configured;	/* worker slots in the running config */
-	int		 concurrency;	/* from our copy of the config, or -1 */
+	int		 configured;	/* slots of the running config */
+	int		 concurrency;	/* our config's, or -1 */
 	int		 priority;
 	int		 starting, idle, busy, stopping, down, parked;
 	uint64_t	 restarts;
@@ -101,7 +101,7 @@ struct http_agg {
 struct http_ctx {
 	const struct config	*cfg;
 	struct scoreboard	*sb;
-	char			*token;		/* NULL: writes are open */
+	char			*token;		/* NULL: no auth */
 	int			 has_db;
 	struct store		*store;
 	pthread_mutex_t		 store_mu;
@@ -124,7 +124,8 @@ void		 http_buf_add(struct http_buf *, const char *, size_t);
 void		 http_buf_printf(struct http_buf *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 void		 http_buf_free(struct http_buf *);
-void		 http_reply_json(struct http_resp *, int status, json_object *);
+void		 http_reply_json(struct http_resp *, int status,
+		    json_object *);
 void		 http_reply_text(struct http_resp *, int status,
 		    const char *ctype, char *text, size_t len);
 void		 http_error(struct http_resp *, int status, const char *msg,

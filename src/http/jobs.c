@@ -14,9 +14,9 @@
  *                  sends it once the spool has reached the database.
  *
  * The row is inserted already claimed (status queued) so the resender,
- * which only takes pending rows and claims them with FOR UPDATE SKIP
- * LOCKED, never sends a message a request is sending: no duplicates,
- * even with several hosts sharing the database.
+ * which only takes pending rows (locked with FOR UPDATE SKIP LOCKED
+ * while it sends them), never sends a message a request is sending: no
+ * duplicates, even with several hosts sharing the database.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +33,6 @@
 #include "store/store.h"
 
 #define HTTP_RESEND_MS		1000
-#define HTTP_RESEND_BATCH	"50"
 
 static const char sql_insert[] =
 	"WITH n AS (SELECT nextval(pg_get_serial_sequence('jobs', 'id')) "
@@ -55,12 +54,17 @@ static const char sql_back_to_pending[] =
 	"UPDATE jobs SET status = 'pending', queued_at = NULL "
 	"WHERE id = $1 AND status = 'queued'";
 
-static const char sql_claim[] =
-	"UPDATE jobs SET status = 'queued', queued_at = now() "
-	"WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' "
-	"ORDER BY id LIMIT " HTTP_RESEND_BATCH " FOR UPDATE SKIP LOCKED) "
-	"RETURNING id, task_id, task_name, queue, "
-	"coalesce(params::text, '{}'), retries";
+/* Taken one at a time, locked until its message is on the broker. */
+static const char sql_take[] =
+	"SELECT id, task_id, task_name, queue, coalesce(params::text, '{}'), "
+	"retries FROM jobs WHERE status = 'pending' ORDER BY id LIMIT 1 "
+	"FOR UPDATE SKIP LOCKED";
+
+static const char sql_sent[] =
+	"WITH u AS (UPDATE jobs SET status = 'queued', queued_at = now() "
+	"WHERE id = $1 RETURNING id) "
+	"INSERT INTO job_events (job_id, status, at, detail) "
+	"SELECT id, 'queued', now(), $2::jsonb FROM u";
 
 static struct {
 	pthread_t	 th;
@@ -202,52 +206,73 @@ http_job_submit(struct http_job *j)
 	return 0;
 }
 
-/* Send the pending jobs of the database; the number sent. */
 static int
-resend_pending(void)
+pg_command(const char *sql)
+{
+	PGresult *res = http_pg_query(sql, 0, NULL, NULL);
+
+	PQclear(res);
+	return res ? 0 : -1;
+}
+
+/*
+ * Send one pending job of the database: 1 sent, 0 none (or the broker
+ * is still down), -1 database trouble.  The row stays locked (FOR
+ * UPDATE) while its message is sent, and turns queued in the same
+ * transaction, so it is never seen queued before it is on the broker,
+ * and another host's resender skips it meanwhile.
+ */
+static int
+resend_one(void)
 {
 	PGresult	*res;
 	json_object	*p, *args, *kwargs;
 	const char	*v[2];
-	int		 i, n, sent = 0, broker_down = 0;
+	int		 rc = 0;
+
+	if (pg_command("BEGIN") == -1)
+		return -1;
+	if ((res = http_pg_query(sql_take, 0, NULL, NULL)) == NULL) {
+		pg_command("ROLLBACK");
+		return -1;
+	}
+	if (PQntuples(res) == 1) {
+		p = json_tokener_parse(PQgetvalue(res, 0, 4));
+		if (p == NULL || !json_object_object_get_ex(p, "args", &args) ||
+		    !json_object_is_type(args, json_type_array))
+			args = NULL;
+		if (p == NULL || !json_object_object_get_ex(p, "kwargs",
+		    &kwargs) || !json_object_is_type(kwargs, json_type_object))
+			kwargs = NULL;
+		if (send_message(PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+		    PQgetvalue(res, 0, 3), args, kwargs,
+		    atoi(PQgetvalue(res, 0, 5))) == 0) {
+			v[0] = PQgetvalue(res, 0, 0);
+			v[1] = "{\"source\":\"resender\"}";
+			PQclear(http_pg_query(sql_sent, 2, v, NULL));
+			rc = 1;
+		}
+		json_object_put(p);
+	}
+	PQclear(res);
+	if (pg_command(rc == 1 ? "COMMIT" : "ROLLBACK") == -1)
+		return -1;
+	return rc;
+}
+
+/* Send the pending jobs of the database; the number sent. */
+static int
+resend_pending(void)
+{
+	int n = 0;
 
 	if (http_redis(HTTP_BROKER) == NULL || http_pg() == NULL)
 		return 0;
-	if ((res = http_pg_query(sql_claim, 0, NULL, NULL)) == NULL)
-		return 0;
-	n = PQntuples(res);
-	for (i = 0; i < n; i++) {
-		v[0] = PQgetvalue(res, i, 0);
-		if (!broker_down) {
-			p = json_tokener_parse(PQgetvalue(res, i, 4));
-			if (p == NULL || !json_object_object_get_ex(p, "args",
-			    &args) || !json_object_is_type(args,
-			    json_type_array))
-				args = NULL;
-			if (p == NULL || !json_object_object_get_ex(p,
-			    "kwargs", &kwargs) || !json_object_is_type(kwargs,
-			    json_type_object))
-				kwargs = NULL;
-			if (send_message(PQgetvalue(res, i, 1),
-			    PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), args,
-			    kwargs, atoi(PQgetvalue(res, i, 5))) == 0) {
-				v[1] = "{\"source\":\"resender\"}";
-				PQclear(http_pg_query(sql_queued_event, 2, v,
-				    NULL));
-				sent++;
-			} else
-				broker_down = 1;
-			json_object_put(p);
-		}
-		/* Not sent: back to pending for the next round. */
-		if (broker_down)
-			PQclear(http_pg_query(sql_back_to_pending, 1, v, NULL));
-	}
-	PQclear(res);
-	if (sent)
-		log_notice("http: sent %d pending job%s", sent,
-		    sent == 1 ? "" : "s");
-	return sent;
+	while (!http.stop && n < 1000 && resend_one() == 1)
+		n++;
+	if (n)
+		log_notice("http: sent %d pending job%s", n, n == 1 ? "" : "s");
+	return n;
 }
 
 static void *
@@ -264,8 +289,7 @@ resender_loop(void *arg)
 			pthread_mutex_unlock(&http.store_mu);
 		}
 		if (http.has_db)
-			while (!http.stop && resend_pending() > 0)
-				;
+			(void)resend_pending();
 		pthread_mutex_lock(&R.mu);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += HTTP_RESEND_MS / 1000;

@@ -20,7 +20,8 @@
 #define MON_SCAN_ROUNDS	20	/* SCAN calls per listing, at most */
 
 static const char sql_tasks[] =
-	"SELECT coalesce(json_agg(x ORDER BY x.job_id DESC), '[]'::json) FROM ("
+	"SELECT coalesce(json_agg(x ORDER BY x.created_at DESC, "
+	"x.job_id DESC), '[]'::json) FROM ("
 	"SELECT id AS job_id, task_id, task_name AS name, queue, status, "
 	"retries, worker_host, worker_pid, created_at, started_at, "
 	"finished_at, extract(epoch FROM coalesce(finished_at, now()) - "
@@ -28,7 +29,7 @@ static const char sql_tasks[] =
 	"WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR "
 	"left(task_id, length($2)) = $2 OR "
 	"strpos(lower(task_name), lower($2)) > 0 OR id::text = $2) "
-	"ORDER BY id DESC LIMIT $3::int) x";
+	"ORDER BY created_at DESC, id DESC LIMIT $3::int) x";
 
 static const char sql_retry_src[] =
 	"SELECT task_name, queue, job_type, coalesce(params::text, '{}') "
@@ -70,8 +71,10 @@ running(const char *search)
 		    sizeof(name), &since) || !matches(search, id, name))
 			continue;
 		e = json_object_new_object();
-		json_object_object_add(e, "task_id", json_object_new_string(id));
-		json_object_object_add(e, "name", json_object_new_string(name));
+		json_object_object_add(e, "task_id",
+		    json_object_new_string(id));
+		json_object_object_add(e, "name",
+		    json_object_new_string(name));
 		json_object_object_add(e, "queue",
 		    json_object_new_string(s->queue));
 		json_object_object_add(e, "status",
@@ -134,7 +137,8 @@ add_result(json_object *arr, const char *want, const char *search,
 	if ((want == NULL || strcmp(want, st) == 0) &&
 	    matches(search, id, name)) {
 		e = json_object_new_object();
-		json_object_object_add(e, "task_id", json_object_new_string(id));
+		json_object_object_add(e, "task_id",
+		    json_object_new_string(id));
 		json_object_object_add(e, "name", name ?
 		    json_object_new_string(name) : NULL);
 		json_object_object_add(e, "status", json_object_new_string(st));

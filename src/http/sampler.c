@@ -36,7 +36,7 @@ struct http_sample {
 struct http_tail {
 	char		 id[64];
 	double		 since;
-	int		 known;		/* since is exact, not first seen */
+	int		 known;		/* exact, not first seen */
 };
 
 static struct {

@@ -34,7 +34,7 @@
 #define HTTP_POOL_THREADS	4
 #define HTTP_MAX_CONNECTIONS	512
 #define HTTP_CONN_TIMEOUT_S	30
-#define HTTP_RL_SLOTS		1024	/* clients remembered by the limiter */
+#define HTTP_RL_SLOTS		1024	/* clients the limiter knows */
 
 struct http_ctx http;
 
@@ -374,13 +374,13 @@ http_listen(const char *addr, int *listener)
 	d = MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
 	    MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
 	    http_handler, listener,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)HTTP_POOL_THREADS,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_MAX_CONNECTIONS,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONN_TIMEOUT_S,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
-	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
 	    MHD_OPTION_END);
 	if (d == NULL)
 		log_errx("http: cannot listen on %s", addr);
@@ -443,6 +443,8 @@ http_main(const struct http_args *a)
 	http.cfg = a->cfg;
 	http.sb = a->sb;
 	http.has_db = a->cfg->database != NULL;
+	/* 0.2 rather than 0.20000000000000001 in every JSON answer. */
+	json_c_set_serialization_double_format("%.15g", JSON_C_OPTION_GLOBAL);
 	pthread_mutex_init(&http.store_mu, NULL);
 
 	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == -1)

@@ -18,7 +18,7 @@
 #include "broker/redis.h"
 #include "http/http_int.h"
 
-#define HTTP_MAXTSTATS	1024	/* (task, queue) pairs; the rest is "other" */
+#define HTTP_MAXTSTATS	1024	/* task/queue pairs, then "other" */
 
 int
 http_slot_live(const struct sb_slot *s)

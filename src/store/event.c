@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -329,4 +330,63 @@ store_event_degrade(const char *line)
 	    sizeof(*status_names) ? store_event_line(&e) : NULL;
 	json_object_put(o);
 	return out;
+}
+
+static char *
+json_text(json_object *o)
+{
+	const char *t;
+
+	t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	return t ? strdup(t) : NULL;
+}
+
+void
+store_record_task(struct store *s, enum store_status st, const char *task_id,
+    const char *task_name, const char *queue, int retries, json_object *args,
+    json_object *kwargs, json_object *result, const char *exc_type,
+    json_object *exc_message)
+{
+	struct store_event	 e;
+	json_object		*p = NULL, *one;
+	char			*params = NULL, *res = NULL, *emsg = NULL;
+
+	if (s == NULL)
+		return;
+	memset(&e, 0, sizeof(e));
+	e.task_id = task_id;
+	e.task_name = task_name;
+	e.queue = queue;
+	e.status = st;
+	e.retries = retries;
+	e.time = now_unix();
+	e.host = s->host;
+	e.pid = (int)getpid();
+	if (args != NULL || kwargs != NULL) {
+		p = json_object_new_object();
+		json_object_object_add(p, "args", args ? json_object_get(args) :
+		    json_object_new_array());
+		json_object_object_add(p, "kwargs", kwargs ?
+		    json_object_get(kwargs) : json_object_new_object());
+		e.params_json = params = json_text(p);
+		json_object_put(p);
+	}
+	if (st == STORE_SUCCEEDED)
+		e.result_json = res = json_text(result);
+	if (exc_type != NULL && *exc_type != '\0') {
+		e.error_type = exc_type;
+		/* Celery's exc_message is the exception's args. */
+		one = json_object_is_type(exc_message, json_type_array) &&
+		    json_object_array_length(exc_message) == 1 ?
+		    json_object_array_get_idx(exc_message, 0) : exc_message;
+		if (json_object_is_type(one, json_type_string))
+			e.error_message = json_object_get_string(one);
+		else if (one != NULL)
+			e.error_message = emsg = json_text(one);
+	}
+	store_record(s, &e);
+	free(params);
+	free(res);
+	free(emsg);
 }

@@ -113,13 +113,20 @@ set_error(struct store *s, const char *msg)
 {
 	size_t n;
 
-	snprintf(s->res_msg, sizeof(s->res_msg), "%s", msg ? msg : "?");
+	/* libpq's messages: the first line says it. */
+	snprintf(s->res_msg, sizeof(s->res_msg), "%s", msg && *msg ? msg :
+	    "?");
+	s->res_msg[strcspn(s->res_msg, "\n")] = '\0';
 	n = strlen(s->res_msg);
-	while (n > 0 && (s->res_msg[n - 1] == '\n' || s->res_msg[n - 1] == ' '))
+	while (n > 0 && s->res_msg[n - 1] == ' ')
 		s->res_msg[--n] = '\0';
-	for (n = 0; s->res_msg[n]; n++)
-		if (s->res_msg[n] == '\n')
-			s->res_msg[n] = ' ';
+}
+
+/* Server notices go to our log, not to stderr. */
+static void
+store_notice(void *arg, const char *msg)
+{
+	log_debug("job store: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
 void
@@ -166,9 +173,14 @@ store_connect(struct store *s)
 	    "tcp_user_timeout", "application_name", "options", "dbname",
 	    NULL };
 	const char	*val[] = { "3", "1", "30", "10", "3", "15000", app,
-	    "-c statement_timeout=30000", s->url, NULL };
+	    "-c statement_timeout=30000 -c plan_cache_mode=force_generic_plan",
+	    s->url, NULL };
 
-	/* Given last, the URL's own settings win over these defaults. */
+	/*
+	 * Given last, the URL's own settings win over these defaults.  The
+	 * batch statement's plan does not depend on its parameter: plan it
+	 * once, not on every batch.
+	 */
 	snprintf(app, sizeof(app), "celeriac %s", s->who);
 	s->stats.connects++;
 	s->conn = PQconnectStartParams(kw, val, 1);
@@ -178,6 +190,7 @@ store_connect(struct store *s)
 		store_fail(s, 1);
 		return -1;
 	}
+	PQsetNoticeProcessor(s->conn, store_notice, NULL);
 	s->state = ST_CONNECTING;
 	s->pq_events = POLLOUT;
 	s->t_connect = mono_ms();
@@ -368,6 +381,9 @@ store_pump(struct store *s, int64_t deadline, int force)
 				return;
 			if (rc == 0)
 				continue;
+			/* The input was just read: no need to poll for it. */
+			if (now >= deadline)
+				return;
 			pfd.events = rc == 2 ? POLLIN | POLLOUT : POLLIN;
 			break;
 		case ST_READY:

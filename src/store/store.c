@@ -43,6 +43,9 @@ store_open(const struct config *cfg, const char *who)
 	for (p = s->who; *p; p++)
 		if (*p == '/' || *p == '.' || (unsigned char)*p <= ' ')
 			*p = '_';
+	snprintf(s->host, sizeof(s->host), "%s", cfg->hostname ?
+	    cfg->hostname : host_name());
+	s->owner = getpid();
 	s->own.fd = -1;
 	s->backoff = 100;
 	s->spool_ok = spill_dir(s->spool, sizeof(s->spool),
@@ -326,12 +329,20 @@ store_close(struct store *s)
 {
 	size_t left, i;
 
-	if (s == NULL)
+	/*
+	 * A child forked after store_open() that exits through exit(3)
+	 * must not end the parent's session nor spill its events twice.
+	 */
+	if (s == NULL || getpid() != s->owner)
 		return;
 	store_pump(s, mono_ms() + STORE_CLOSE_MS, 1);
 	/* What the database did not take waits in the spill file. */
 	s->b.sent = 0;
 	store_spill_memory(s, 1);
+	log_debug("job store: %llu events recorded, %llu written, %llu "
+	    "spilled, %llu lost, %llu failures", s->stats.recorded,
+	    s->stats.written, s->stats.spilled, s->stats.dropped,
+	    s->stats.failures);
 	left = s->qlen + (s->b.from == NULL ? s->b.n - s->b.pos : 0);
 	if (left > 0)
 		log_errx("job store: %zu events lost at exit (no database, no "
@@ -353,11 +364,16 @@ store_close(struct store *s)
 void
 store_get_stats(const struct store *s, struct store_stats *st)
 {
+	size_t i;
+
 	if (s == NULL) {
 		memset(st, 0, sizeof(*st));
 		return;
 	}
 	*st = s->stats;
 	st->queued = s->qlen + (s->b.from == NULL ? s->b.n - s->b.pos : 0);
+	st->spill_bytes = s->own.fd >= 0 ? s->own.end - s->own.off : 0;
+	for (i = 0; i < s->norphans; i++)
+		st->spill_bytes += s->orphans[i].end - s->orphans[i].off;
 	st->connected = s->state == ST_READY || s->state == ST_BUSY;
 }

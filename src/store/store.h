@@ -8,6 +8,8 @@
 #ifndef CELERIAC_STORE_H
 #define CELERIAC_STORE_H
 
+#include <json-c/json.h>
+
 #include "common/config.h"
 
 enum store_status {
@@ -48,6 +50,19 @@ void		 store_close(struct store *);	/* flushes for up to 1 s */
 /* Queue one transition; copies what it needs. */
 void		 store_record(struct store *, const struct store_event *);
 
+/*
+ * The same from what a worker has at hand: args and kwargs (the job's
+ * parameters; give them with the first event the process records for a
+ * task), the result of a success, the exception of a failure or retry
+ * (a one-string exc_message becomes the error text).  Host and pid are
+ * this process's, the time is now.  Any pointer may be NULL.
+ */
+void		 store_record_task(struct store *, enum store_status,
+		    const char *task_id, const char *task_name,
+		    const char *queue, int retries, json_object *args,
+		    json_object *kwargs, json_object *result,
+		    const char *exc_type, json_object *exc_message);
+
 /* Write pending transitions if the database answers, within timeout_ms. */
 void		 store_flush(struct store *, int timeout_ms);
 
@@ -63,6 +78,7 @@ struct store_stats {
 	unsigned long long	 failures;	/* failed connections or batches */
 	unsigned long long	 spill_errors;
 	size_t			 queued;	/* in memory, not yet written */
+	long long		 spill_bytes;	/* in spill files, not yet written */
 	int			 connected;	/* the database answers */
 };
 

@@ -121,6 +121,8 @@ struct store_batch {
 struct store {
 	char			*url;
 	char			 who[128];
+	char			 host[256];	/* for store_record_task */
+	pid_t			 owner;		/* the process that opened it */
 	void			*conn;		/* PGconn */
 	enum store_state	 state;
 	short			 pq_events;	/* what PQconnectPoll waits for */

@@ -29,6 +29,7 @@
 #include "supervisor/notify.h"
 #include "supervisor/reload.h"
 #include "tasks/registry.h"
+#include "beat/schedule.h"
 #include "supervisor/signal.h"
 
 struct qcrash {
@@ -118,6 +119,25 @@ check_builtins(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* Beat entries: cron expressions and time zones must be usable. */
+static int
+check_beat(const struct config *cfg, char *err, size_t errlen)
+{
+	struct beat_sched	 bs;
+	char			 why[256];
+	size_t			 i;
+
+	for (i = 0; i < cfg->nbeat; i++) {
+		const struct cfg_beat_entry *e = &cfg->beat[i];
+		if (beat_sched_init(&bs, e, why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "%s:%d:1: beat.%s: %s", cfg->path,
+			    e->line, e->name, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 struct config *
 master_load_config(const char *path, const char *queues, char *err,
     size_t errlen)
@@ -127,6 +147,7 @@ master_load_config(const char *path, const char *queues, char *err,
 	if ((cfg = cfg_load(path, err, errlen)) == NULL)
 		return NULL;
 	if (check_builtins(cfg, err, errlen) == -1 ||
+	    check_beat(cfg, err, errlen) == -1 ||
 	    (queues && master_filter_queues(cfg, queues, err, errlen) == -1)) {
 		cfg_free(cfg);
 		return NULL;

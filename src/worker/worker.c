@@ -928,6 +928,13 @@ worker_main(const struct worker_args *a)
 		    a->cfg->hostname : host_name());
 		if (r)
 			freeReplyObject(r);
+		/* Declare the queue as a Celery worker does, so kombu's
+		 * restores and tools find its binding. */
+		r = redis_command(w.broker, "SADD _kombu.binding.%s %s"
+		    MSG_SEP MSG_SEP "%s", a->queue->name, a->queue->name,
+		    a->queue->name);
+		if (r)
+			freeReplyObject(r);
 	}
 	revoke_load(w.broker, &w.revoked, now_unix());
 	recovered = recover_slot(&w) == 0;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "beat/cron.h"
+#include "beat/lease.h"
 #include "beat/schedule.h"
 #include "common/config.h"
 
@@ -441,6 +442,34 @@ START_TEST(test_format_and_describe)
 }
 END_TEST
 
+START_TEST(test_lease_value)
+{
+	char	 host[64];
+	long	 pid;
+	int64_t	 token;
+
+	ck_assert_int_eq(lease_parse("web-1:4242:17", host, sizeof(host),
+	    &pid, &token), 0);
+	ck_assert_str_eq(host, "web-1");
+	ck_assert_int_eq(pid, 4242);
+	ck_assert_int_eq(token, 17);
+	/* A host name with colons (an IPv6 literal) keeps them. */
+	ck_assert_int_eq(lease_parse("::1:7:8", host, sizeof(host), &pid,
+	    &token), 0);
+	ck_assert_str_eq(host, "::1");
+	ck_assert_int_eq(pid, 7);
+	ck_assert_int_eq(token, 8);
+	ck_assert_int_eq(lease_parse("web-1:17", host, sizeof(host), &pid,
+	    &token), -1);
+	ck_assert_int_eq(lease_parse("web-1:x:17", host, sizeof(host), &pid,
+	    &token), -1);
+	ck_assert_int_eq(lease_parse("web-1:1:", host, sizeof(host), &pid,
+	    &token), -1);
+	ck_assert_int_eq(lease_parse(":1:2", host, sizeof(host), &pid,
+	    &token), -1);
+}
+END_TEST
+
 static Suite *
 cron_suite(void)
 {
@@ -460,6 +489,7 @@ cron_suite(void)
 	tcase_add_test(tc, test_due_cron_downtime);
 	tcase_add_test(tc, test_sched_init_errors);
 	tcase_add_test(tc, test_format_and_describe);
+	tcase_add_test(tc, test_lease_value);
 	suite_add_tcase(s, tc);
 	return s;
 }
