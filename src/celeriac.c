@@ -29,6 +29,10 @@ usage(FILE *f)
 	    "  reload\n"
 	    "  stop [--cold]\n"
 	    "  beat status\n"
+	    "  db migrate\n"
+	    "  jobs [--status S] [--queue Q] [--limit N]\n"
+	    "  job ID\n"
+	    "  demo-data [--clients N] [--seed S] [--replace]\n"
 	    "  dead list | retry ID|--all | purge [--older-than D]\n");
 }
 
@@ -45,6 +49,10 @@ static const struct {
 	{ "reload", ctl_reload },
 	{ "stop", ctl_stop },
 	{ "beat", ctl_beat },
+	{ "db", ctl_db },
+	{ "jobs", ctl_jobs },
+	{ "job", ctl_job },
+	{ "demo-data", ctl_demo_data },
 };
 
 int

@@ -26,6 +26,7 @@
 #include "common/util.h"
 #include "control/control.h"
 #include "control/pidbox.h"
+#include "store/store.h"
 #include "broker/events.h"
 #include "worker/recover.h"
 #include "worker/worker.h"
@@ -377,6 +378,8 @@ control_main(const struct control_args *a)
 	w.fetch.on_message = on_control;
 	w.fetch.cb_arg = a->sb;
 	w.fetch.notify = -1;	/* no queue to watch */
+	/* Tasks it recovers get their transitions recorded too. */
+	w.store = store_open(a->cfg, "control");
 	pidbox_init(&pbox, &w, a->sb, &ev, a->notify_fd);
 	w.fetch.extra_channels[w.fetch.nextra++] = pbox.channel;
 	if (worker_connect(&w) == -1)
@@ -409,6 +412,7 @@ control_main(const struct control_args *a)
 			next_ev = now + (int64_t)(EVENT_FREQ_S * 1000);
 		}
 		events_drain(&ev);
+		store_flush(w.store, 0);
 		if (now >= next_hb) {
 			heartbeat(&w, a->sb);
 			publish_status(&w, a->sb);
@@ -438,6 +442,7 @@ control_main(const struct control_args *a)
 	worker_event("worker-offline");
 	pidbox_leave(&pbox);
 	events_close(&ev);
+	store_close(w.store);
 	fetch_free(&w.fetch);
 	if (w.backend && w.backend != w.broker)
 		redisFree(w.backend);

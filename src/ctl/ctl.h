@@ -19,6 +19,10 @@ int	ctl_status(struct config *, int argc, char **argv);
 int	ctl_reload(struct config *, int argc, char **argv);
 int	ctl_stop(struct config *, int argc, char **argv);
 int	ctl_beat(struct config *, int argc, char **argv);
+int	ctl_demo_data(struct config *, int argc, char **argv);
+int	ctl_db(struct config *, int argc, char **argv);
+int	ctl_jobs(struct config *, int argc, char **argv);
+int	ctl_job(struct config *, int argc, char **argv);
 
 /* Helpers shared by the commands (send.c). */
 redisContext	*ctl_connect(const char *url);

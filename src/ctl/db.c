@@ -15,12 +15,10 @@
 #include <libpq-fe.h>
 
 #include "common/config.h"
+#include "ctl/ctl.h"
 #include "store/migrate.h"
 #include "store/pg.h"
 
-int	ctl_db(struct config *, int, char **);
-int	ctl_jobs(struct config *, int, char **);
-int	ctl_job(struct config *, int, char **);
 
 #define CTL_DB_TIMEOUT_S	10
 #define CTL_STMT_TIMEOUT_MS	30000

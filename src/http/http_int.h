@@ -183,6 +183,9 @@ void		 api_job_detail(const char *ref, struct http_resp *);
 void		 api_job_cancel(const char *ref, const char *by,
 		    struct http_resp *);
 
+/* queues.c */
+void		 api_queues_status(struct http_req *, struct http_resp *);
+
 /* metrics.c */
 void		 metrics_route(struct http_req *, struct http_resp *);
 

@@ -170,37 +170,124 @@ worker_metrics(struct http_buf *b, struct http_agg *a)
 		    (long long)a->q[i].rss);
 }
 
+/*
+ * One celeriac.beat.last value: {"fire_time" (scheduled), "sent_at",
+ * ...} as beat/fire.c records it, or a bare number.  Returns the time
+ * it was sent and its lag behind the schedule (-1 when unknown).
+ */
 static double
-beat_time(const char *v)
+beat_time(const char *v, double *lag)
 {
 	json_object	*o, *x;
 	char		*end;
-	double		 t = strtod(v, &end);
+	double		 t = strtod(v, &end), sched = -1;
 
+	*lag = -1;
 	if (end != v && *end == '\0')
 		return t;
 	t = -1;
-	if ((o = json_tokener_parse(v)) != NULL &&
-	    ((json_object_object_get_ex(o, "time", &x) ||
-	    json_object_object_get_ex(o, "last", &x)) &&
+	if ((o = json_tokener_parse(v)) == NULL)
+		return -1;
+	if (json_object_object_get_ex(o, "fire_time", &x) &&
 	    (json_object_is_type(x, json_type_double) ||
-	    json_object_is_type(x, json_type_int))))
+	    json_object_is_type(x, json_type_int)))
+		sched = json_object_get_double(x);
+	if ((json_object_object_get_ex(o, "sent_at", &x) ||
+	    json_object_object_get_ex(o, "time", &x)) &&
+	    (json_object_is_type(x, json_type_double) ||
+	    json_object_is_type(x, json_type_int)))
 		t = json_object_get_double(x);
+	if (t < 0)
+		t = sched;
+	else if (sched >= 0)
+		*lag = t > sched ? t - sched : 0;
 	json_object_put(o);
 	return t;
 }
 
-/* Queue depths, dead letters, ETA set and beat, in one round trip. */
+static void
+beat_metrics(struct http_buf *b, redisReply *h)
+{
+	char	 e[300];
+	double	 t, lag;
+	size_t	 k;
+
+	family(b, "celeriac_beat_last_fire_timestamp_seconds", "gauge",
+	    "When each periodic entry was last sent.");
+	if (h->type != REDIS_REPLY_ARRAY)
+		return;
+	for (k = 0; k + 1 < h->elements; k += 2)
+		if (h->element[k + 1]->type == REDIS_REPLY_STRING &&
+		    (t = beat_time(h->element[k + 1]->str, &lag)) >= 0)
+			http_buf_printf(b, "celeriac_beat_last_fire_timestamp_"
+			    "seconds{entry=\"%s\"} %.3f\n",
+			    esc(h->element[k]->str, e, sizeof(e)), t);
+	family(b, "celeriac_beat_last_fire_lag_seconds", "gauge",
+	    "How late each entry's last fire was sent after its schedule.");
+	for (k = 0; k + 1 < h->elements; k += 2) {
+		if (h->element[k + 1]->type != REDIS_REPLY_STRING)
+			continue;
+		(void)beat_time(h->element[k + 1]->str, &lag);
+		if (lag >= 0)
+			http_buf_printf(b, "celeriac_beat_last_fire_lag_seconds"
+			    "{entry=\"%s\"} %.3f\n",
+			    esc(h->element[k]->str, e, sizeof(e)), lag);
+	}
+}
+
+/* The integer of a reply, or -1 when it is not one (a key of a wrong
+ * type answers an error: that one number is left out, not the scrape). */
+static long long
+integer(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+}
+
+static void
+depth_metrics(struct http_buf *b, struct http_agg *a, redisReply **r)
+{
+	char		 q[2 * SB_QUEUELEN];
+	long long	 v, tot;
+	double		 since, now = now_unix();
+	size_t		 i, k;
+	int		 known;
+
+	family(b, "celeriac_queue_depth", "gauge",
+	    "Messages waiting, by queue and priority bucket.");
+	for (i = 0; i < a->nq; i++)
+		for (k = 0; k < MSG_NBUCKETS; k++)
+			if ((v = integer(r[i * MSG_NBUCKETS + k])) >= 0)
+				http_buf_printf(b, "celeriac_queue_depth"
+				    "{queue=\"%s\",priority=\"%d\"} %lld\n",
+				    esc(a->q[i].name, q, sizeof(q)),
+				    msg_priority_steps[k], v);
+	family(b, "celeriac_queue_oldest_message_age_seconds", "gauge",
+	    "How long the oldest waiting message has waited (0 when the "
+	    "queue is empty).");
+	for (i = 0; i < a->nq; i++) {
+		for (k = 0, tot = 0; k < MSG_NBUCKETS; k++)
+			if ((v = integer(r[i * MSG_NBUCKETS + k])) > 0)
+				tot += v;
+		since = http_oldest_since(a->q[i].name, &known);
+		http_buf_printf(b, "celeriac_queue_oldest_message_age_seconds"
+		    "{queue=\"%s\"} %.3f\n", esc(a->q[i].name, q, sizeof(q)),
+		    tot == 0 || since <= 0 ? 0.0 : now - since);
+	}
+}
+
+/*
+ * Queue depths, dead letters, ETA set and beat, in one round trip.
+ * Returns 1 when the broker answered.
+ */
 static int
 broker_metrics(struct http_buf *b, struct http_agg *a)
 {
 	redisContext	*c = http_redis(HTTP_BROKER);
 	redisReply	*r[HTTP_MAXQ * MSG_NBUCKETS + 3];
 	void		*vr;
-	char		*list, q[2 * SB_QUEUELEN], e[300];
+	char		*list;
 	size_t		 i, k, n = 0, got;
-	double		 since, now = now_unix(), t;
-	int		 known, ok = 1;
+	long long	 v;
 
 	if (c == NULL)
 		return 0;
@@ -220,57 +307,25 @@ broker_metrics(struct http_buf *b, struct http_agg *a)
 		if (redisGetReply(c, &vr) != REDIS_OK)
 			break;
 		r[got] = vr;
-		if (r[got]->type == REDIS_REPLY_ERROR)
-			ok = 0;
 	}
-	if (got < n) {
-		http_redis_check(HTTP_BROKER);
-		ok = 0;
-	}
-	if (ok) {
-		family(b, "celeriac_queue_depth", "gauge",
-		    "Messages waiting, by queue and priority bucket.");
-		for (i = 0; i < a->nq; i++)
-			for (k = 0; k < MSG_NBUCKETS; k++)
-				http_buf_printf(b, "celeriac_queue_depth"
-				    "{queue=\"%s\",priority=\"%d\"} %lld\n",
-				    esc(a->q[i].name, q, sizeof(q)),
-				    msg_priority_steps[k], (long long)r[i *
-				    MSG_NBUCKETS + k]->integer);
-		family(b, "celeriac_queue_oldest_message_age_seconds", "gauge",
-		    "How long the oldest waiting message has waited (0 when "
-		    "the queue is empty).");
-		for (i = 0; i < a->nq; i++) {
-			long long tot = 0;
-			for (k = 0; k < MSG_NBUCKETS; k++)
-				tot += r[i * MSG_NBUCKETS + k]->integer;
-			since = http_oldest_since(a->q[i].name, &known);
-			http_buf_printf(b, "celeriac_queue_oldest_message_age_"
-			    "seconds{queue=\"%s\"} %.3f\n", esc(a->q[i].name,
-			    q, sizeof(q)), tot == 0 || since <= 0 ? 0.0 :
-			    now - since);
-		}
+	if (got == n) {
+		depth_metrics(b, a, r);
 		i = a->nq * MSG_NBUCKETS;
 		family(b, "celeriac_dead_letters", "gauge",
 		    "Messages kept in celeriac.dead.");
-		http_buf_printf(b, "celeriac_dead_letters %lld\n",
-		    (long long)r[i]->integer);
+		if ((v = integer(r[i])) >= 0)
+			http_buf_printf(b, "celeriac_dead_letters %lld\n", v);
 		family(b, "celeriac_scheduled_messages", "gauge",
 		    "Messages waiting for their ETA.");
-		http_buf_printf(b, "celeriac_scheduled_messages %lld\n",
-		    (long long)r[i + 1]->integer);
-		family(b, "celeriac_beat_last_fire_timestamp_seconds", "gauge",
-		    "When each periodic entry was last sent.");
-		for (k = 0; k + 1 < r[i + 2]->elements; k += 2)
-			if ((t = beat_time(r[i + 2]->element[k + 1]->str)) >= 0)
-				http_buf_printf(b, "celeriac_beat_last_fire_"
-				    "timestamp_seconds{entry=\"%s\"} %.3f\n",
-				    esc(r[i + 2]->element[k]->str, e,
-				    sizeof(e)), t);
-	}
+		if ((v = integer(r[i + 1])) >= 0)
+			http_buf_printf(b, "celeriac_scheduled_messages %lld\n",
+			    v);
+		beat_metrics(b, r[i + 2]);
+	} else
+		http_redis_check(HTTP_BROKER);
 	for (k = 0; k < got; k++)
 		freeReplyObject(r[k]);
-	return ok;
+	return got == n;
 }
 
 void

@@ -339,10 +339,10 @@ store_close(struct store *s)
 	/* What the database did not take waits in the spill file. */
 	s->b.sent = 0;
 	store_spill_memory(s, 1);
-	log_debug("job store: %llu events recorded, %llu written, %llu "
-	    "spilled, %llu lost, %llu failures", s->stats.recorded,
-	    s->stats.written, s->stats.spilled, s->stats.dropped,
-	    s->stats.failures);
+	if (s->stats.spilled || s->stats.dropped)
+		log_info("job store: %llu events recorded, %llu written, "
+		    "%llu spilled, %llu lost", s->stats.recorded,
+		    s->stats.written, s->stats.spilled, s->stats.dropped);
 	left = s->qlen + (s->b.from == NULL ? s->b.n - s->b.pos : 0);
 	if (left > 0)
 		log_errx("job store: %zu events lost at exit (no database, no "

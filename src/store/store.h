@@ -63,22 +63,29 @@ void		 store_record_task(struct store *, enum store_status,
 		    json_object *kwargs, json_object *result,
 		    const char *exc_type, json_object *exc_message);
 
-/* Write pending transitions if the database answers, within timeout_ms. */
+/*
+ * Write pending transitions if the database answers, within timeout_ms;
+ * with 0, send them without waiting (if no batch is in flight).  On its
+ * own, store_record() sends once 200 events wait or the oldest has waited
+ * 50 ms; call this when going idle, and after recording a start so that a
+ * long task shows as started.  While the database is down it returns at
+ * once and tries again later (100 ms doubling to 5 s).
+ */
 void		 store_flush(struct store *, int timeout_ms);
 
 const char	*store_status_name(enum store_status);
 
 /* Counters since store_open(), for logs and metrics. */
 struct store_stats {
-	unsigned long long	 recorded;	/* events given to store_record */
-	unsigned long long	 written;	/* events committed */
-	unsigned long long	 spilled;	/* events written to a spill file */
-	unsigned long long	 dropped;	/* events lost (logged) */
+	unsigned long long	 recorded;	/* given to store_record */
+	unsigned long long	 written;	/* committed */
+	unsigned long long	 spilled;	/* written to a spill file */
+	unsigned long long	 dropped;	/* lost (logged) */
 	unsigned long long	 connects;	/* connection attempts */
-	unsigned long long	 failures;	/* failed connections or batches */
+	unsigned long long	 failures;	/* of connections, batches */
 	unsigned long long	 spill_errors;
-	size_t			 queued;	/* in memory, not yet written */
-	long long		 spill_bytes;	/* in spill files, not yet written */
+	size_t			 queued;	/* in memory, not written */
+	long long		 spill_bytes;	/* spilled, not written */
 	int			 connected;	/* the database answers */
 };
 

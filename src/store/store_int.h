@@ -125,7 +125,7 @@ struct store {
 	pid_t			 owner;		/* the process that opened it */
 	void			*conn;		/* PGconn */
 	enum store_state	 state;
-	short			 pq_events;	/* what PQconnectPoll waits for */
+	short			 pq_events;	/* PQconnectPoll waits for */
 	int64_t			 t_connect;
 	int64_t			 next_try;
 	int64_t			 backoff;

@@ -109,10 +109,10 @@ jstring(json_object *o, const char *key)
 static json_object *
 health_hosts(redisContext *r, double now, json_object *perq)
 {
-	json_object			*beats, *status, *hosts, *h, *ws, *w, *q;
 	struct json_object_iterator	 it, end;
-	const char			*state;
-	size_t				 i;
+	json_object	*beats, *status, *hosts, *h, *ws, *w, *q;
+	const char	*state;
+	size_t		 i;
 
 	beats = scan_json(r, "celeriac.host.");
 	hosts = json_object_new_array();

@@ -12,6 +12,7 @@
 static const struct builtin_task *const registry_tables[] = {
 	task_core_table,
 	task_reports_table,
+	task_system_table,
 	task_documents_table,
 	task_notifications_table,
 };

@@ -39,6 +39,7 @@ int	task_bind(const struct builtin_task *, struct task_ctx *, char *err,
 /* Entry tables of each file of built-ins. */
 extern const struct builtin_task task_core_table[];
 extern const struct builtin_task task_reports_table[];
+extern const struct builtin_task task_system_table[];
 extern const struct builtin_task task_documents_table[];
 extern const struct builtin_task task_notifications_table[];
 

@@ -15,7 +15,7 @@
 #include "tasks/task.h"
 
 #define REPORT_ROWS_PER_BLOCK	50	/* spreadsheet rows per "page" */
-#define REPORT_MAX_PAGES	10000
+#define REPORT_MAX_PAGES	5000	/* libharu holds ~26 KB a page */
 #define REPORT_MAX_BRANCHES	8
 #define REPORT_ERRMOD		"celeriac.errors"
 

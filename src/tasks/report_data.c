@@ -13,7 +13,6 @@
 #include <libpq-fe.h>
 
 #include "common/config.h"
-#include "common/log.h"
 #include "tasks/report.h"
 
 #define CURSOR_BATCH	500
@@ -79,7 +78,10 @@ db_fail(struct report_db *db, PGresult *res, const char *what)
 			    PG_DIAG_SQLSTATE) : NULL;
 	char		 msg[512];
 
-	db_message(msg, sizeof(msg), res ? PQresultErrorMessage(res) :
+	/* The primary message alone: no "ERROR:  " prefix, no detail. */
+	db_message(msg, sizeof(msg), res && PQresultErrorField(res,
+	    PG_DIAG_MESSAGE_PRIMARY) ? PQresultErrorField(res,
+	    PG_DIAG_MESSAGE_PRIMARY) : res ? PQresultErrorMessage(res) :
 	    PQerrorMessage(db->conn));
 	if (PQstatus(db->conn) != CONNECTION_OK ||
 	    (state != NULL && strncmp(state, "08", 2) == 0)) {

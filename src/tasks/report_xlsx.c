@@ -277,7 +277,7 @@ xlsx_branches(struct xlsx *x)
 	    "settled", "rejected" };
 	lxw_worksheet	*ws;
 	void		*res;
-	double		 tot[8] = { 0 };
+	double		 tot[8] = { 0 }, vals[13];
 	char		 formula[64], a[16], b[16];
 	int		 i, j, r, n;
 
@@ -328,27 +328,26 @@ xlsx_branches(struct xlsx *x)
 	worksheet_autofilter(ws, 0, 0, (lxw_row_t)(x->nbr > 0 ? x->nbr : 1),
 	    12);
 	r = x->nbr + 1;
+	/* The totals' cached values: SQL's, not sums of the rows above. */
+	vals[1] = tot[0];
+	vals[2] = tot[1];
+	vals[3] = x->t.annual_premiums;
+	vals[4] = x->t.premiums_called;
+	vals[5] = tot[2];
+	vals[6] = x->t.claimed;
+	vals[7] = x->t.paid;
+	for (j = 9; j <= 12; j++)
+		vals[j] = tot[4 + j - 9];
 	worksheet_write_string(ws, (lxw_row_t)r, 0, "Total", x->tlabel);
 	for (j = 1; j <= 12; j++) {
-		double v;
 		if (j == 8)
 			continue;
 		lxw_rowcol_to_cell(a, 1, (lxw_col_t)j);
 		lxw_rowcol_to_cell(b, (lxw_row_t)x->nbr, (lxw_col_t)j);
 		snprintf(formula, sizeof(formula), "=SUM(%s:%s)", a, b);
-		switch (j) {
-		case 1: v = tot[0]; break;
-		case 2: v = tot[1]; break;
-		case 3: v = x->t.annual_premiums; break;
-		case 4: v = x->t.premiums_called; break;
-		case 5: v = tot[2]; break;
-		case 6: v = x->t.claimed; break;
-		case 7: v = x->t.paid; break;
-		default: v = tot[4 + j - 9];
-		}
 		worksheet_write_formula_num(ws, (lxw_row_t)r, (lxw_col_t)j,
 		    formula, j == 3 || j == 4 || j == 6 || j == 7 ? x->tmoney :
-		    x->tint, v);
+		    x->tint, vals[j]);
 	}
 	snprintf(formula, sizeof(formula), "=IF(E%d>0,H%d/E%d,0)", r + 1,
 	    r + 1, r + 1);

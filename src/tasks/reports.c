@@ -113,11 +113,17 @@ report_step(struct report_job *job, int current, int total)
 	json_object	*meta;
 	int		 every;
 
-	if (ctx->soft_timeout != NULL && *ctx->soft_timeout)
+	if (ctx->soft_timeout != NULL && *ctx->soft_timeout) {
+		if (current < total)
+			return task_fail(ctx, "SoftTimeLimitExceeded",
+			    "billiard.exceptions", "soft time limit exceeded "
+			    "(%s report stopped at %d of %d)",
+			    report_type_name(job->type), current, total);
 		return task_fail(ctx, "SoftTimeLimitExceeded",
-		    "billiard.exceptions", "soft time limit exceeded "
-		    "(%s report stopped at %d of %d)",
-		    report_type_name(job->type), current, total);
+		    "billiard.exceptions", "soft time limit exceeded (%s "
+		    "report stopped before it was finished)",
+		    report_type_name(job->type));
+	}
 	/* About a hundred updates for a long report, every page for a short. */
 	every = total / 100 > 1 ? total / 100 : 1;
 	if (ctx->progress == NULL ||
@@ -234,7 +240,11 @@ file_digest(const char *path, char hex[65], int64_t *size)
 	    EVP_DigestInit_ex(md_ctx, EVP_sha256(), NULL) != 1)
 		goto out;
 	*size = 0;
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+	/* The worker's signals do not restart system calls. */
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n == -1 &&
+	    errno == EINTR)) {
+		if (n == -1)
+			continue;
 		EVP_DigestUpdate(md_ctx, buf, (size_t)n);
 		*size += n;
 	}
@@ -419,6 +429,18 @@ reports_heavy(struct task_ctx *ctx)
 		rc = task_fail(ctx, "OSError", "builtins", "cannot rename %s: "
 		    "%s", tmp, strerror(errno));
 	if (rc != 0) {
+		/*
+		 * The soft limit's signal interrupts system calls (the worker
+		 * does not restart them): a write it broke is the limit.
+		 */
+		if (ctx->soft_timeout != NULL && *ctx->soft_timeout &&
+		    strcmp(ctx->exc_type, "SoftTimeLimitExceeded") != 0) {
+			ctx->retry = 0;
+			task_fail(ctx, "SoftTimeLimitExceeded",
+			    "billiard.exceptions", "soft time limit exceeded "
+			    "(the %s report was interrupted)",
+			    report_type_name(job.type));
+		}
 		if (unlink(tmp) == -1 && errno != ENOENT)
 			log_warn("report %s: cannot remove %s", ctx->id, tmp);
 		if (ctx->exc_type[0] == '\0')
@@ -443,6 +465,9 @@ reports_heavy(struct task_ctx *ctx)
 		    json_object_new_int(job.out_pages));
 		json_object_object_add(res, "content_pages",
 		    json_object_new_int(job.pages));
+		/* A listing shorter than its pages started over. */
+		json_object_object_add(res, "wrapped",
+		    json_object_new_boolean(job.wrapped));
 	} else
 		json_object_object_add(res, "sheets",
 		    json_object_new_int(job.out_sheets));

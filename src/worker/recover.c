@@ -91,6 +91,9 @@ recover_message(struct worker *w, const char *raw, size_t len)
 		env = msg_encode_redelivered(&m);
 		rc = publish_restore(w->broker, qname, env ? env : raw,
 		    w->processing);
+		if (rc == 0)
+			store_record_task(w->store, STORE_QUEUED, m.id, m.task,
+			    qname, m.retries, NULL, NULL, NULL, NULL, NULL);
 		free(env);
 		json_object_put(em);
 		msg_clear(&m);
@@ -102,11 +105,15 @@ recover_message(struct worker *w, const char *raw, size_t len)
 		    "billiard.exceptions", em, NULL, m.parent_id);
 		log_notice("task %s[%s] killed by its hard time limit",
 		    m.task, m.id);
+		store_record_task(w->store, STORE_FAILED, m.id, m.task, qname,
+		    m.retries, NULL, NULL, NULL, "TimeLimitExceeded", em);
 		break;
 	case RECOVER_REVOKED:
 		json_object_array_add(em, json_object_new_string("terminated"));
 		meta = msg_result_failure("REVOKED", m.id, "TaskRevokedError",
 		    "celery.exceptions", em, NULL, m.parent_id);
+		store_record_task(w->store, STORE_REVOKED, m.id, m.task, qname,
+		    m.retries, NULL, NULL, NULL, "TaskRevokedError", em);
 		break;
 	case RECOVER_FAIL_LOST:
 		describe_exit(w->slot->last_status, why, sizeof(why));
@@ -114,6 +121,8 @@ recover_message(struct worker *w, const char *raw, size_t len)
 		meta = msg_result_failure("FAILURE", m.id, "WorkerLostError",
 		    "billiard.exceptions", em, NULL, m.parent_id);
 		log_notice("task %s[%s] lost: %s", m.task, m.id, why);
+		store_record_task(w->store, STORE_FAILED, m.id, m.task, qname,
+		    m.retries, NULL, NULL, NULL, "WorkerLostError", em);
 		break;
 	}
 	json_object_put(em);

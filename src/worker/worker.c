@@ -37,6 +37,15 @@ volatile sig_atomic_t worker_soft;
 static volatile sig_atomic_t worker_reopen;
 static int wake_pipe[2] = { -1, -1 };
 static struct sb_slot *my_slot;
+static struct store *exit_store;
+
+/* Every exit() of a worker writes or spills what the store holds. */
+static void
+close_store(void)
+{
+	store_close(exit_store);
+	exit_store = NULL;
+}
 
 #define ETA_TOLERANCE_S		0.002
 /* Celery's default_retry_delay when no back-off is configured. */
@@ -603,6 +612,9 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 		json_object_array_add(em, json_object_new_string("expired"));
 		store_failure(w, &m, "REVOKED", "TaskRevokedError",
 		    "celery.exceptions", em, NULL);
+		store_record_task(w->store, STORE_REVOKED, m.id, m.task,
+		    w->queue->name, m.retries, m.args, m.kwargs, NULL,
+		    "TaskRevokedError", em);
 		json_object_put(em);
 		log_info("task %s[%s] expired", m.task, m.id);
 		event_revoked(w, m.id, 1);
@@ -614,6 +626,9 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 		json_object_array_add(em, json_object_new_string("revoked"));
 		store_failure(w, &m, "REVOKED", "TaskRevokedError",
 		    "celery.exceptions", em, NULL);
+		store_record_task(w->store, STORE_REVOKED, m.id, m.task,
+		    w->queue->name, m.retries, m.args, m.kwargs, NULL,
+		    "TaskRevokedError", em);
 		json_object_put(em);
 		log_info("task %s[%s] revoked; not run", m.task, m.id);
 		event_revoked(w, m.id, 0);
@@ -630,6 +645,9 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 			w->next_eta = m.eta;
 		log_debug("task %s[%s] due in %.3fs; parked", m.task, m.id,
 		    m.eta - now_unix());
+		store_record_task(w->store, STORE_QUEUED, m.id, m.task,
+		    w->queue->name, m.retries, m.args, m.kwargs, NULL, NULL,
+		    NULL);
 		msg_clear(&m);
 		return;
 	}
@@ -639,6 +657,9 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 		json_object_object_add(rf, "requeue",
 		    json_object_new_boolean(0));
 		event_simple(w, "task-rejected", m.id, rf);
+		store_record_task(w->store, STORE_FAILED, m.id, m.task,
+		    w->queue->name, m.retries, m.args, m.kwargs, NULL,
+		    "QueueNotAllowed", NULL);
 		refuse(w, raw, len, err, m.id, m.task, "QueueNotAllowed",
 		    "celeriac.errors");
 		msg_clear(&m);
@@ -650,6 +671,9 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 		json_object_array_add(em, json_object_new_string(m.task));
 		store_failure(w, &m, "FAILURE", "NotRegistered",
 		    "celery.exceptions", em, NULL);
+		store_record_task(w->store, STORE_FAILED, m.id, m.task,
+		    w->queue->name, m.retries, m.args, m.kwargs, NULL,
+		    "NotRegistered", em);
 		json_object_put(em);
 		if (events_on(w)) {
 			char exc[300];
@@ -709,6 +733,10 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 	proctitle_set("celeriacd: worker %s busy %s", w->name, m.task);
 	log_debug("task %s[%s] received", m.task, m.id);
 	event_begin(w, &m);
+	/* Sent now (without waiting): a long task shows as started. */
+	store_record_task(w->store, STORE_STARTED, m.id, m.task,
+	    w->queue->name, m.retries, m.args, m.kwargs, NULL, NULL, NULL);
+	store_flush(w->store, 0);
 	if (w->cfg->track_started && !m.ignore_result && !t.ignore_result) {
 		json_object *info = json_object_new_object();
 		json_object_object_add(info, "pid",
@@ -737,8 +765,14 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 		    msg_result_success(m.id, ctx.result, m.parent_id);
 		log_debug("task %s[%s] succeeded in %.6fs", m.task, m.id,
 		    secs);
+		store_record_task(w->store, STORE_SUCCEEDED, m.id, m.task,
+		    w->queue->name, m.retries, NULL, NULL, ctx.result, NULL,
+		    NULL);
 	} else if (wants_retry(&t, &ctx) && m.retries < t.max_retries) {
 		event_simple(w, "task-retried", m.id, exception_fields(&ctx));
+		store_record_task(w->store, STORE_RETRYING, m.id, m.task,
+		    w->queue->name, m.retries, NULL, NULL, NULL, ctx.exc_type,
+		    ctx.exc_message);
 		retry(w, &m, &t, &ctx, secs);
 		task_ctx_clear(&ctx);
 		msg_clear(&m);
@@ -747,6 +781,9 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 		meta = msg_result_failure("FAILURE", m.id, ctx.exc_type,
 		    ctx.exc_module[0] ? ctx.exc_module : NULL, ctx.exc_message,
 		    ctx.traceback, m.parent_id);
+		store_record_task(w->store, STORE_FAILED, m.id, m.task,
+		    w->queue->name, m.retries, NULL, NULL, NULL, ctx.exc_type,
+		    ctx.exc_message);
 		log_notice("task %s[%s] failed in %.6fs: %s: %s", m.task, m.id,
 		    secs, ctx.exc_type, ctx.exc_message ?
 		    json_object_to_json_string_ext(ctx.exc_message, JSON_C_TO_STRING_PLAIN) : "");
@@ -919,6 +956,13 @@ worker_main(const struct worker_args *a)
 	w.fetch.on_message = on_control;
 	w.fetch.cb_arg = &w;
 	my_slot = w.slot;
+	{
+		char who[160];
+		snprintf(who, sizeof(who), "worker-%s-%d", a->queue->name,
+		    a->index);
+		w.store = exit_store = store_open(a->cfg, who);
+		atexit(close_store);
+	}
 	if (worker_connect(&w) == -1)
 		exit(EXIT_CLEAN);
 	{
@@ -970,6 +1014,7 @@ worker_main(const struct worker_args *a)
 		if (rc == 0) {
 			char drain[64];
 			flush_pending(&w);
+			store_flush(w.store, 20);
 			fetch_wait(&w.fetch, idle_timeout(&w), wake_pipe[0]);
 			while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
 				;

@@ -17,6 +17,7 @@
 #include "broker/revoke.h"
 #include "common/config.h"
 #include "common/scoreboard.h"
+#include "store/store.h"
 
 struct worker_args {
 	struct scoreboard	*sb;
@@ -61,6 +62,7 @@ struct worker {
 	char			 pend_id[128];
 	char			*pend_meta;	/* NULL: ignore_result */
 	char			*pend_raw;	/* the finished message */
+	struct store		*store;		/* job store, NULL: none */
 	size_t			 pend_rawlen;
 };
 

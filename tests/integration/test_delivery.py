@@ -13,8 +13,7 @@ import pytest
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import TaskRevokedError
 
-from conftest import (make_celery_app, close_celery_app, poll, proc_cmdline,
-                      queue_lists)
+from conftest import make_celery_app, close_celery_app, poll, proc_cmdline
 
 HOST = "h9test"
 
@@ -98,8 +97,9 @@ def test_dead_host_recovery(celeriacd, celery_app, r, acks_late):
         assert res.get(timeout=10) == {"args": ["orphan"], "kwargs": {}}
         assert runs(d, res.id) == 1
     else:
-        with pytest.raises(WorkerLostError):
+        with pytest.raises(WorkerLostError) as e:
             res.get(timeout=10)
+        print("dead host's task failed with: %r" % e.value)
         assert runs(d, res.id) == 0
     print("dead host's message handled after %.2fs"
           % (time.monotonic() - t0))
@@ -224,7 +224,7 @@ def test_revoke_before_start(celeriacd, celery_app, r):
     assert runs(d2, again_id) == 0
 
 
-@pytest.mark.parametrize("how", ["celeriac", "celery"])
+@pytest.mark.parametrize("how", ["celeriac", "celeriac-kill", "celery"])
 def test_revoke_terminate_running(celeriacd, celery_app, r, how):
     d = celeriacd()
     res = celery_app.send_task("celeriac.sleep", args=[30], queue="celery")
@@ -234,6 +234,9 @@ def test_revoke_terminate_running(celeriacd, celery_app, r, how):
         p = d.celeriac("revoke", res.id, "--terminate")
         assert p.returncode == 0, p.stderr
         assert p.stdout.strip() == "revoked %s (terminating)" % res.id
+    elif how == "celeriac-kill":
+        p = d.celeriac("revoke", res.id, "--terminate", "--signal", "KILL")
+        assert p.returncode == 0, p.stderr
     else:
         celery_app.control.revoke(res.id, terminate=True)
     with pytest.raises(TaskRevokedError):

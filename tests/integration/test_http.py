@@ -640,6 +640,31 @@ def test_metrics_match_the_tasks_run(run_http, db, r, celery_app):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_metrics_beat_and_broken_broker_keys(run_http, r):
+    d, api, _ = run_http(beat={"tick": {"task": "celeriac.noop",
+                                        "every": "1s"}})
+
+    def fired():
+        m = parse_metrics(api.get("/metrics").text)
+        return m.get('celeriac_beat_last_fire_timestamp_seconds'
+                     '{entry="tick"}') and m
+    m = poll(fired, 10, 0.2, what="a beat fire in /metrics")
+    assert abs(m['celeriac_beat_last_fire_timestamp_seconds{entry="tick"}']
+               - time.time()) < 5
+    assert 0 <= m['celeriac_beat_last_fire_lag_seconds{entry="tick"}'] < 5
+    # A key of ours with the wrong type must not break the scrape.
+    r.delete("celeriac.dead")
+    r.set("celeriac.dead", "not a list")
+    a = api.get("/metrics")
+    assert a.status == 200 and "celeriac_up 1" in a.text
+    m = parse_metrics(a.text)
+    assert m["celeriac_broker_up"] == 1 and "celeriac_dead_letters" not in m
+    assert m['celeriac_queue_depth{queue="reports",priority="0"}'] == 0
+    r.delete("celeriac.dead")
+    assert parse_metrics(api.get("/metrics").text)["celeriac_dead_letters"] \
+        == 0
+
+
 def test_alert_rules_pass_promtool():
     promtool = shutil.which("promtool")
     if promtool is None:
@@ -652,6 +677,78 @@ def test_alert_rules_pass_promtool():
              "CeleriacNoLiveWorkers", "CeleriacHighFailureRatio",
              "CeleriacBeatSilent"}
     assert all(n in ALERTS.read_text() for n in names)
+
+
+ALERT_TESTS = """
+rule_files: [%s]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'celeriac_up{instance="h:8000",job="celeriac"}'
+        values: '1x40'
+      - series: 'celeriac_queue_depth{instance="h:8000",queue="reports",priority="0"}'
+        values: '500x40'
+      - series: 'celeriac_queue_parked{instance="h:8000",queue="reports"}'
+        values: '0 0 1x38'
+      - series: 'celeriac_workers{instance="h:8000",queue="reports",state="idle"}'
+        values: '0x40'
+      - series: 'celeriac_workers{instance="h:8000",queue="reports",state="busy"}'
+        values: '0x40'
+      - series: 'celeriac_queue_concurrency{instance="h:8000",queue="reports"}'
+        values: '2x40'
+      - series: 'report_jobs_total{instance="h:8000",job_type="t",queue="reports",status="failed"}'
+        values: '0+6x40'
+      - series: 'report_jobs_total{instance="h:8000",job_type="t",queue="reports",status="succeeded"}'
+        values: '0+4x40'
+      - series: 'celeriac_beat_last_fire_timestamp_seconds{instance="h:8000",entry="health-check"}'
+        values: '0x40'
+    alert_rule_test:
+      - eval_time: 30m
+        alertname: CeleriacQueueBacklog
+        exp_alerts:
+          - exp_labels: {severity: warning, instance: "h:8000", queue: reports}
+      - eval_time: 30m
+        alertname: CeleriacQueueParked
+        exp_alerts:
+          - exp_labels: {severity: critical, instance: "h:8000", queue: reports}
+      - eval_time: 30m
+        alertname: CeleriacNoLiveWorkers
+        exp_alerts:
+          - exp_labels: {severity: critical, instance: "h:8000", queue: reports}
+      - eval_time: 30m
+        alertname: CeleriacHighFailureRatio
+        exp_alerts:
+          - exp_labels: {severity: warning, instance: "h:8000", queue: reports, job_type: t}
+      - eval_time: 30m
+        alertname: CeleriacBeatSilent
+        exp_alerts:
+          - exp_labels: {severity: warning, instance: "h:8000"}
+      - eval_time: 30m
+        alertname: CeleriacDown
+        exp_alerts: []
+"""
+
+
+def test_alert_rules_fire(tmp_path):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        print("promtool is missing: apt-get install prometheus")
+        pytest.skip("promtool missing (apt-get install prometheus)")
+    yaml = pytest.importorskip("yaml")
+    # The expressions and labels are tested; the annotation templates
+    # only by check rules above (promtool compares annotations exactly).
+    rules = yaml.safe_load(ALERTS.read_text())
+    for g in rules["groups"]:
+        for rule in g["rules"]:
+            rule.pop("annotations", None)
+    bare = tmp_path / "alerts.yml"
+    bare.write_text(yaml.safe_dump(rules))
+    t = tmp_path / "alerts_test.yml"
+    t.write_text(ALERT_TESTS % json.dumps(str(bare)))
+    out = subprocess.run([promtool, "test", "rules", str(t)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 # ------------------------------------------------------------- /health

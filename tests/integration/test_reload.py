@@ -182,3 +182,47 @@ def test_celeriac_reload_checks_then_signals(celeriacd, tmp_path):
     after = settled(d, 3)
     assert after["celery#0"] == before["celery#0"]
     assert after["control"] == before["control"]
+
+
+def test_concurrency_down_drains_newest_slot(daemon, celery_app):
+    d = daemon
+    before = settled(d, 6)
+    write_config(d, {"queues": {
+        "celery": {"concurrency": 1}, "reports": {"concurrency": 1},
+        "documents": {"concurrency": 2, "time_limit": "30s"}}})
+    reload_and_wait(d)
+    after = poll(lambda: len(s := slots(d)) == 5 and s, 5,
+                 what="reports#1 to exit")
+    assert "reports#1" not in after
+    for k, pid in after.items():
+        assert before[k] == pid, (k, before, after)
+    assert not alive(before["reports#1"])
+    assert celery_app.send_task("celeriac.noop",
+                                queue="reports").get(timeout=5) is None
+
+
+def test_restart_drain_past_shutdown_timeout_requeues(celeriacd, celery_app,
+                                                      r):
+    d = celeriacd(config={"shutdown_timeout": "1s", "hostname": "drain",
+                          "queues": {"celery": {"concurrency": 1},
+                                     "documents": {"concurrency": 1,
+                                                   "time_limit": "30s"}}})
+    before = settled(d, 3)
+    res = celery_app.send_task("celeriac.sleep", args=[2.5],
+                               queue="documents")
+    poll(lambda: r.llen("celeriac.processing.drain.documents.0") == 1, 5,
+         what="the task to start")
+    write_config(d, {"queues": {"celery": {"concurrency": 1},
+                                "documents": {"concurrency": 1,
+                                              "time_limit": "20s"}}})
+    reload_and_wait(d)
+    # Killed at the drain deadline, put back on its queue (not a
+    # WorkerLostError, whatever acks_late), run again by the new worker.
+    d.wait_log(r"worker documents#0 \(pid %d\) still busy after "
+               r"shutdown_timeout" % before["documents#0"], 5)
+    assert res.get(timeout=10) == 2.5
+    assert len(re.findall(r"task celeriac\.sleep\[%s\] received" % res.id,
+                          d.log_text())) == 2
+    after = slots(d)
+    assert after["celery#0"] == before["celery#0"]
+    assert after["documents#0"] != before["documents#0"]

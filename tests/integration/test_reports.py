@@ -5,7 +5,6 @@ figures against SQL run here independently with psql."""
 
 import hashlib
 import json
-import os
 import pathlib
 import re
 import shutil
@@ -129,6 +128,9 @@ def insurance_db(services, tmp_path_factory):
         assert r.returncode == 0, r.stderr
     r = run("demo-data", "--clients", str(CLIENTS), "--seed", str(SEED),
             "--replace")
+    if "unknown command" in r.stderr:
+        pytest.fail("celeriac has no demo-data command: add ctl_demo_data "
+                    "to the commands of src/celeriac.c")
     assert r.returncode == 0, r.stderr
     assert "%d clients" % CLIENTS in r.stdout
     yield url

@@ -137,8 +137,14 @@ if [ -z "$deb" ]; then
 		(cd "$SRCDIR" && autoreconf -fi) >"$WORK/autoreconf.log" 2>&1
 	fi
 	mkdir -p "$WORK/dist"
-	if (cd "$WORK/dist" && "$SRCDIR/configure" && make dist) \
-	    >"$WORK/dist.log" 2>&1; then
+	if [ -f "$SRCDIR/config.status" ]; then
+		# Configured in place: no VPATH build from it.
+		dist() { cd "$SRCDIR" && make dist &&
+			mv celeriac-*.tar.gz "$WORK/dist/"; }
+	else
+		dist() { cd "$WORK/dist" && "$SRCDIR/configure" && make dist; }
+	fi
+	if (dist) >"$WORK/dist.log" 2>&1; then
 		ok "make dist"
 	else
 		tail -n 30 "$WORK/dist.log"
