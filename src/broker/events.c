@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/envelope.h"
 #include "broker/events.h"
 #include "broker/message.h"
 #include "common/log.h"
@@ -99,9 +100,8 @@ events_build(struct events *e, const char *type, json_object *fields)
 int
 events_send(struct events *e, const char *type, json_object *fields)
 {
-	json_object	*body, *env, *h, *p, *di;
-	const char	*text;
-	char		 rk[64], chan[128], tag[40], *b64;
+	json_object	*body, *env, *h;
+	char		 rk[64], chan[128];
 	int		 done = 0;
 	size_t		 i;
 
@@ -113,34 +113,10 @@ events_send(struct events *e, const char *type, json_object *fields)
 	for (i = 0; rk[i]; i++)
 		if (rk[i] == '-')
 			rk[i] = '.';
-	text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-	b64 = msg_base64_encode((const unsigned char *)text, strlen(text));
-	json_object_put(body);
-	if (b64 == NULL)
-		return -1;
-	env = json_object_new_object();
-	json_object_object_add(env, "body", json_object_new_string(b64));
-	free(b64);
-	json_object_object_add(env, "content-encoding",
-	    json_object_new_string("utf-8"));
-	json_object_object_add(env, "content-type",
-	    json_object_new_string("application/json"));
 	h = json_object_new_object();
 	json_object_object_add(h, "hostname", json_object_new_string(e->node));
-	json_object_object_add(env, "headers", h);
-	p = json_object_new_object();
-	json_object_object_add(p, "delivery_mode", json_object_new_int(1));
-	di = json_object_new_object();
-	json_object_object_add(di, "exchange",
-	    json_object_new_string("celeryev"));
-	json_object_object_add(di, "routing_key", json_object_new_string(rk));
-	json_object_object_add(p, "delivery_info", di);
-	json_object_object_add(p, "priority", json_object_new_int(0));
-	json_object_object_add(p, "body_encoding",
-	    json_object_new_string("base64"));
-	msg_uuid4(tag);
-	json_object_object_add(p, "delivery_tag", json_object_new_string(tag));
-	json_object_object_add(env, "properties", p);
+	if ((env = kombu_envelope(body, h, "celeryev", rk)) == NULL)
+		return -1;
 	snprintf(chan, sizeof(chan), "/%d.celeryev/%s", e->url.db, rk);
 
 	if (events_connect(e) == -1) {

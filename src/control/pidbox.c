@@ -19,6 +19,7 @@
 
 #include <json-c/json.h>
 
+#include "broker/envelope.h"
 #include "broker/eta.h"
 #include "broker/message.h"
 #include "broker/redis.h"
@@ -747,10 +748,9 @@ static void
 reply(struct pidbox *p, json_object *reply_to, const char *ticket,
     json_object *payload)
 {
-	json_object	*body, *env, *h, *pr, *di, *rk;
+	json_object	*body, *env, *h, *rk;
 	redisReply	*r;
 	const char	*text, *want;
-	char		*b64, tag[40];
 	size_t		 i;
 
 	if (!json_object_object_get_ex(reply_to, "routing_key", &rk))
@@ -758,38 +758,15 @@ reply(struct pidbox *p, json_object *reply_to, const char *ticket,
 	want = json_object_get_string(rk);
 	body = json_object_new_object();
 	json_object_object_add(body, p->ev->node, payload);
-	text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-	b64 = msg_base64_encode((const unsigned char *)text, strlen(text));
-	json_object_put(body);
-	if (b64 == NULL)
-		return;
-	env = json_object_new_object();
-	json_object_object_add(env, "body", json_object_new_string(b64));
-	free(b64);
-	json_object_object_add(env, "content-encoding",
-	    json_object_new_string("utf-8"));
-	json_object_object_add(env, "content-type",
-	    json_object_new_string("application/json"));
 	h = json_object_new_object();
 	if (ticket)
 		json_object_object_add(h, "ticket",
 		    json_object_new_string(ticket));
 	json_object_object_add(h, "clock", json_object_new_int64(
 	    ++p->ev->clock));
-	json_object_object_add(env, "headers", h);
-	pr = json_object_new_object();
-	json_object_object_add(pr, "delivery_mode", json_object_new_int(1));
-	di = json_object_new_object();
-	json_object_object_add(di, "exchange",
-	    json_object_new_string("reply.celery.pidbox"));
-	json_object_object_add(di, "routing_key", json_object_new_string(want));
-	json_object_object_add(pr, "delivery_info", di);
-	json_object_object_add(pr, "priority", json_object_new_int(0));
-	json_object_object_add(pr, "body_encoding",
-	    json_object_new_string("base64"));
-	msg_uuid4(tag);
-	json_object_object_add(pr, "delivery_tag", json_object_new_string(tag));
-	json_object_object_add(env, "properties", pr);
+	if ((env = kombu_envelope(body, h, "reply.celery.pidbox", want)) ==
+	    NULL)
+		return;
 	text = json_object_to_json_string_ext(env, JSON_C_TO_STRING_PLAIN);
 
 	r = redis_command(p->w->broker, "SMEMBERS %s", REPLY_BINDINGS);

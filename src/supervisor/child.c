@@ -23,28 +23,30 @@
 #include "http/http.h"
 #include "worker/worker.h"
 
-pid_t
-child_spawn_worker(struct mslot *s, int i, struct scoreboard *sb,
-    const struct config *cfg, int notify_fd, int close_fd)
+/*
+ * Fork a child into slot i.  Returns the pid in the master, -1 if fork
+ * failed, and 0 in the child, which then runs as the slot's owner with
+ * default signals and its limits applied (limits only for a worker).
+ */
+static pid_t
+child_fork(struct mslot *s, int i, struct scoreboard *sb,
+    const struct config *cfg, int close_fd)
 {
-	struct worker_args	 a;
-	struct sb_slot		*slot = &sb->slots[i];
-	pid_t			 pid, master = getpid();
-	char			 err[256];
+	struct sb_slot	*slot = &sb->slots[i];
+	pid_t		 pid, master = getpid();
+	char		 err[256];
 
 	slot->pid = 0;
 	slot->state = SB_STARTING;
 	slot->generation++;
-	pid = fork();
-	if (pid == -1) {
-		log_warn("fork for worker %s#%d", s->queue, s->index);
+	if ((pid = fork()) == -1) {
+		log_warn("fork for %s#%d", s->queue, s->index);
 		return -1;
 	}
 	if (pid > 0) {
 		/* Both sides set the group, so neither races the other. */
 		setpgid(pid, pid);
-		s->pid = pid;
-		slot->pid = pid;
+		s->pid = slot->pid = pid;
 		return pid;
 	}
 
@@ -59,21 +61,34 @@ child_spawn_worker(struct mslot *s, int i, struct scoreboard *sb,
 	slot->pid = getpid();
 
 	/* Limits before privileges: a root master may still raise them. */
-	if (limits_apply(s->q, err, sizeof(err)) == -1) {
-		log_errx("worker %s#%d: %s", s->queue, s->index, err);
+	if (s->role == SB_ROLE_WORKER &&
+	    limits_apply(s->q, err, sizeof(err)) == -1) {
+		log_errx("%s#%d: %s", s->queue, s->index, err);
 		_exit(EXIT_NORESPAWN);
 	}
 	if (limits_drop_privileges(cfg->user, cfg->group, err,
 	    sizeof(err)) == -1) {
-		log_errx("worker %s#%d: %s", s->queue, s->index, err);
+		log_errx("%s#%d: %s", s->queue, s->index, err);
 		_exit(EXIT_NORESPAWN);
 	}
+	return 0;
+}
+
+pid_t
+child_spawn_worker(struct mslot *s, int i, struct scoreboard *sb,
+    const struct config *cfg, int notify_fd, int close_fd)
+{
+	struct worker_args	a;
+	pid_t			pid;
+
+	if ((pid = child_fork(s, i, sb, cfg, close_fd)) != 0)
+		return pid;
 	memset(&a, 0, sizeof(a));
 	a.sb = sb;
 	a.cfg = cfg;
 	a.queue = s->q;
 	a.index = s->index;
-	a.slot = slot;
+	a.slot = &sb->slots[i];
 	a.notify_fd = notify_fd;
 	worker_main(&a);
 }
@@ -82,34 +97,10 @@ pid_t
 child_spawn_role(struct mslot *s, int i, struct scoreboard *sb,
     const struct config *cfg, int notify_fd, int close_fd)
 {
-	struct sb_slot		*slot = &sb->slots[i];
-	pid_t			 pid, master = getpid();
-	char			 err[256];
+	pid_t pid;
 
-	slot->pid = 0;
-	slot->state = SB_STARTING;
-	slot->generation++;
-	if ((pid = fork()) == -1) {
-		log_warn("fork for the %s child", s->queue);
-		return -1;
-	}
-	if (pid > 0) {
-		setpgid(pid, pid);
-		s->pid = slot->pid = pid;
+	if ((pid = child_fork(s, i, sb, cfg, close_fd)) != 0)
 		return pid;
-	}
-	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() != master)
-		_exit(EXIT_CLEAN);
-	sig_reset_child();
-	close(close_fd);
-	slot->pid = getpid();
-	if (limits_drop_privileges(cfg->user, cfg->group, err,
-	    sizeof(err)) == -1) {
-		log_errx("%s: %s", s->queue, err);
-		_exit(EXIT_NORESPAWN);
-	}
 	switch (s->role) {
 	case SB_ROLE_BEAT: {
 		struct beat_args b = { cfg, sb, i, notify_fd };
