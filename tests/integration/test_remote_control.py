@@ -1,0 +1,295 @@
+"""Celery's own tools against celeriacd: celery inspect / control (pidbox)
+and the event stream Flower and `celery events` read (issue 6)."""
+
+import base64
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import FIXTURES, PYTHON, clean_env, poll
+
+APP_MODULE = '''
+from celery import Celery
+app = Celery("rc", broker=%(url)r, backend=%(url)r)
+app.conf.update(task_serializer="json", result_serializer="json",
+                accept_content=["json"])
+
+@app.task(name="py.add")
+def add(x, y):
+    return x + y
+'''
+
+
+@pytest.fixture
+def app_dir(tmp_path, redis_url):
+    d = tmp_path / "app"
+    d.mkdir()
+    (d / "rcapp.py").write_text(APP_MODULE % {"url": redis_url})
+    return d
+
+
+def celery_cli(app_dir, *args, timeout=30):
+    """Run `python3 -m celery -A rcapp ...` as an operator would."""
+    return subprocess.run(
+        [PYTHON, "-m", "celery", "-A", "rcapp"] + list(args),
+        cwd=str(app_dir), env=clean_env({"PYTHONPATH": str(app_dir)}),
+        capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def daemon(celeriacd):
+    return celeriacd(config={
+        "hostname": "rc-host",
+        "queues": {"celery": {"concurrency": 2},
+                   "reports": {"concurrency": 1}},
+        "tasks": {"reports.generate_dummy_report": {
+            "run": "builtin:reports.dummy", "queue": "reports"}},
+    })
+
+
+def test_inspect_ping(daemon, app_dir):
+    out = celery_cli(app_dir, "inspect", "ping")
+    assert out.returncode == 0, out.stderr
+    assert "celeriac@rc-host: OK" in out.stdout
+    assert "pong" in out.stdout
+    assert "1 node online." in out.stdout
+
+
+def test_ping_with_destination(daemon, app_dir):
+    out = celery_cli(app_dir, "inspect", "ping", "-d", "celeriac@rc-host")
+    assert out.returncode == 0 and "pong" in out.stdout
+    # A node that is not us gets no answer from us: Celery's exit 69.
+    out = celery_cli(app_dir, "inspect", "ping", "-d", "nobody@nowhere",
+                     "-t", "0.5")
+    assert out.returncode == 69
+    assert "No nodes replied" in (out.stdout + out.stderr)
+
+
+def test_inspect_registered_lists_builtins(daemon, app_dir):
+    out = celery_cli(app_dir, "inspect", "registered")
+    assert out.returncode == 0, out.stderr
+    for name in ("celeriac.noop", "celeriac.echo", "celeriac.sleep",
+                 "reports.generate_dummy_report"):
+        assert "* %s" % name in out.stdout
+
+
+def test_inspect_active_shows_running_sleep(daemon, celery_app, app_dir):
+    res = celery_app.send_task("celeriac.sleep", args=[6], queue="celery")
+    poll(lambda: any(w["state"] == "busy" for w in status(daemon)),
+         what="a busy worker")
+    replies = celery_app.control.inspect(timeout=2).active()
+    assert replies and "celeriac@rc-host" in replies
+    active = replies["celeriac@rc-host"]
+    assert [t["id"] for t in active] == [res.id]
+    info = active[0]
+    assert info["name"] == "celeriac.sleep"
+    assert info["args"] == [6]
+    assert info["worker_pid"] in daemon.workers()
+    assert abs(info["time_start"] - time.time()) < 5
+    out = celery_cli(app_dir, "inspect", "active")
+    assert res.id in out.stdout
+    assert res.get(timeout=15) == 6
+
+
+def test_inspect_stats_describes_the_host(daemon, celery_app):
+    for _ in range(3):
+        celery_app.send_task("celeriac.noop", queue="celery").get(timeout=10)
+    stats = celery_app.control.inspect(timeout=2).stats()["celeriac@rc-host"]
+    assert stats["pool"]["max-concurrency"] == 3
+    assert sorted(stats["pool"]["processes"]) == sorted(daemon.workers())
+    assert stats["total"]["celeriac.noop"] >= 3
+    assert stats["broker"]["transport"] == "redis"
+    assert isinstance(stats["clock"], str)
+    assert "rusage" in stats
+
+
+def test_active_queues_and_conf(daemon, celery_app):
+    i = celery_app.control.inspect(timeout=2)
+    queues = i.active_queues()["celeriac@rc-host"]
+    assert sorted(q["name"] for q in queues) == ["celery", "reports"]
+    assert all(q["exchange"]["type"] == "direct" for q in queues)
+    conf = i.conf()["celeriac@rc-host"]
+    assert conf["accept_content"] == ["json"]
+    assert not any("redis://" in json.dumps(v) for v in conf.values())
+
+
+def test_scheduled_lists_eta_tasks(daemon, celery_app):
+    res = celery_app.send_task("celeriac.noop", queue="celery", countdown=30)
+
+    def scheduled():
+        rep = celery_app.control.inspect(timeout=2).scheduled() or {}
+        return [e for e in rep.get("celeriac@rc-host", [])
+                if e["request"]["id"] == res.id]
+    entry = poll(scheduled, what="the ETA task in inspect scheduled")[0]
+    assert entry["eta"].startswith(time.strftime("%Y-", time.gmtime()))
+    celery_app.control.revoke(res.id)
+
+
+def test_unknown_command_gets_an_error_reply(daemon, celery_app):
+    replies = celery_app.control.broadcast("no_such_command", reply=True,
+                                           timeout=2)
+    assert replies == [{"celeriac@rc-host": {
+        "error": "KeyError('no_such_command')"}}]
+
+
+def test_revoke_from_celery_api_before_start(daemon, celery_app):
+    res = celery_app.send_task("celeriac.echo", args=["late"],
+                               queue="celery", countdown=2)
+    celery_app.control.revoke(res.id)
+    with pytest.raises(Exception) as exc:
+        res.get(timeout=10)
+    assert type(exc.value).__name__ == "TaskRevokedError"
+    assert res.status == "REVOKED"
+
+
+def test_control_terminate_ends_running_task(daemon, celery_app, app_dir):
+    res = celery_app.send_task("celeriac.sleep", args=[30], queue="celery")
+    poll(lambda: any(w.get("task_id") == res.id for w in status(daemon)),
+         what="the task running")
+    out = celery_cli(app_dir, "control", "terminate", "SIGTERM", res.id)
+    assert out.returncode == 0, out.stderr
+    assert "terminate: %s" % res.id in out.stdout
+    with pytest.raises(Exception):
+        res.get(timeout=10)
+    assert res.status == "REVOKED"
+    meta = json.loads(daemon.celeriac("result", res.id).stdout)
+    assert meta["result"]["exc_message"] == ["terminated"]
+
+
+def test_api_revoke_terminate(daemon, celery_app):
+    res = celery_app.send_task("celeriac.sleep", args=[30], queue="celery")
+    poll(lambda: any(w.get("task_id") == res.id for w in status(daemon)),
+         what="the task running")
+    t0 = time.monotonic()
+    celery_app.control.revoke(res.id, terminate=True)
+    with pytest.raises(Exception):
+        res.get(timeout=10)
+    assert res.status == "REVOKED"
+    assert time.monotonic() - t0 < 5
+    # The slot is served again afterwards.
+    assert celery_app.send_task("celeriac.noop",
+                                queue="celery").get(timeout=10) is None
+
+
+def status(daemon):
+    out = daemon.celeriac("status", "--json")
+    if out.returncode != 0:
+        return []
+    return [w for line in out.stdout.splitlines()
+            for w in json.loads(line)["workers"]]
+
+
+def test_pool_grow_and_shrink(daemon, app_dir):
+    before = [w for w in status(daemon) if w["queue"] == "celery"]
+    assert len(before) == 2
+    out = celery_cli(app_dir, "control", "pool_grow", "1", "-d",
+                     "celeriac@rc-host")
+    assert out.returncode == 0 and "pool will grow" in out.stdout
+    poll(lambda: len([w for w in status(daemon) if w["queue"] == "celery"
+                      and w["pid"] > 0]) == 3,
+         what="a third celery worker in celeriac status")
+    old_pids = {w["pid"] for w in before}
+    now = {w["pid"] for w in status(daemon) if w["queue"] == "celery"}
+    assert old_pids <= now, "growing must not restart existing workers"
+    out = celery_cli(app_dir, "control", "pool_shrink", "2", "-d",
+                     "celeriac@rc-host")
+    assert out.returncode == 0 and "pool will shrink" in out.stdout
+    poll(lambda: len([w for w in status(daemon)
+                      if w["queue"] == "celery"]) == 1,
+         what="one celery worker left")
+
+
+def test_time_limit_override(daemon, celery_app):
+    replies = celery_app.control.time_limit("celeriac.spin", soft=None,
+                                            hard=1, reply=True)
+    assert replies == [{"celeriac@rc-host": {
+        "ok": "time limits set successfully"}}]
+    t0 = time.monotonic()
+    with pytest.raises(Exception) as exc:
+        celery_app.send_task("celeriac.spin", queue="celery").get(timeout=10)
+    assert type(exc.value).__name__ == "TimeLimitExceeded"
+    assert time.monotonic() - t0 < 4
+
+
+def test_events_reach_a_celery_receiver(daemon, celery_app):
+    seen = []
+    ready = threading.Event()
+
+    def capture():
+        with celery_app.connection() as conn:
+            recv = celery_app.events.Receiver(conn, handlers={
+                "*": seen.append})
+            ready.set()
+            try:
+                recv.capture(limit=None, timeout=8, wakeup=False)
+            except Exception:
+                pass
+    t = threading.Thread(target=capture, daemon=True)
+    t.start()
+    ready.wait(5)
+    time.sleep(0.5)     # the receiver's PSUBSCRIBE must be in place
+    assert celery_app.control.enable_events(reply=True) == [
+        {"celeriac@rc-host": {"ok": "task events enabled"}}]
+    res = celery_app.send_task("celeriac.echo", args=[7], kwargs={"k": "v"},
+                               queue="celery")
+    assert res.get(timeout=10) == {"args": [7], "kwargs": {"k": "v"}}
+    poll(lambda: {"task-received", "task-started", "task-succeeded",
+                  "worker-heartbeat"} <= {e["type"] for e in seen},
+         timeout=8, what="task and heartbeat events")
+    by_type = {e["type"]: e for e in seen if e.get("uuid") in (None, res.id)}
+    # The fields Flower reads, checked against Celery's own events.
+    for kind in ("task-received", "task-started", "task-succeeded",
+                 "worker-heartbeat"):
+        ref = fixture_event(kind)
+        ours = by_type[kind]
+        missing = set(ref) - set(ours) - {"local_received"}
+        assert not missing, (kind, missing)
+    rec = by_type["task-received"]
+    assert rec["name"] == "celeriac.echo" and rec["args"] == "[7]"
+    assert by_type["task-succeeded"]["result"] == \
+        "{'args': [7], 'kwargs': {'k': 'v'}}"
+    hb = by_type["worker-heartbeat"]
+    assert hb["hostname"] == "celeriac@rc-host" and hb["freq"] == 2.0
+    assert hb["sw_ident"] == "celeriac"
+    celery_app.control.disable_events()
+
+
+def fixture_event(kind):
+    name = "event-%s.body.json" % kind
+    body = json.loads((FIXTURES / name).read_text())
+    return body[0] if isinstance(body, list) else body
+
+
+def test_mixed_cluster_both_answer_ping(daemon, app_dir, celery_app):
+    worker = subprocess.Popen(
+        [PYTHON, "-m", "celery", "-A", "rcapp", "worker", "-c", "1",
+         "-n", "py1@rc-host", "-Q", "pyq", "--without-mingle",
+         "--without-gossip", "--loglevel=warning"],
+        cwd=str(app_dir), env=clean_env({"PYTHONPATH": str(app_dir)}),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def both():
+            rep = celery_app.control.ping(timeout=1) or []
+            names = {k for r in rep for k in r}
+            return {"celeriac@rc-host", "py1@rc-host"} <= names
+        poll(both, timeout=30, interval=0.5,
+             what="both the Python worker and celeriacd to answer ping")
+        out = celery_cli(app_dir, "inspect", "ping")
+        assert "2 nodes online." in out.stdout
+        # Each still does its own work.
+        assert celery_app.send_task("py.add", args=[2, 3],
+                                    queue="pyq").get(timeout=15) == 5
+        assert celery_app.send_task("celeriac.echo", args=[1],
+                                    queue="celery").get(timeout=10) == \
+            {"args": [1], "kwargs": {}}
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
