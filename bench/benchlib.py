@@ -20,6 +20,7 @@ import redis as redis_mod
 BENCHDIR = pathlib.Path(__file__).resolve().parent
 SRCDIR = BENCHDIR.parent
 PYTHON = "/usr/bin/python3"
+PGBIN = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 QUEUE = "q"
 RESULT_PREFIX = "celery-task-meta-"

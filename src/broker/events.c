@@ -65,6 +65,8 @@ events_init(struct events *e, const struct config *cfg, int pid)
 void
 events_close(struct events *e)
 {
+	json_object_put(e->batch);
+	e->batch = NULL;
 	if (e->c)
 		redisFree(e->c);
 	e->c = NULL;
@@ -157,4 +159,28 @@ events_drain(struct events *e)
 		freeReplyObject(r);
 		e->pending--;
 	}
+}
+
+void
+events_add(struct events *e, const char *type, json_object *fields)
+{
+	if (e->batch == NULL) {
+		e->batch = json_object_new_array();
+		e->batch_t0 = now_unix();
+	}
+	json_object_array_add(e->batch, events_build(e, type, fields));
+	if (json_object_array_length(e->batch) >= EVENTS_BATCH_MAX ||
+	    now_unix() - e->batch_t0 >= EVENTS_BATCH_DELAY)
+		events_flush(e);
+}
+
+void
+events_flush(struct events *e)
+{
+	json_object *batch = e->batch;
+
+	if (batch == NULL)
+		return;
+	e->batch = NULL;
+	events_send(e, NULL, batch);
 }

@@ -25,7 +25,12 @@ struct events {
 	int			 pid;		/* reported sender pid */
 	int64_t			 clock;		/* Lamport clock */
 	int			 pending;	/* replies not read yet */
+	json_object		*batch;		/* task events waiting, or NULL */
+	double			 batch_t0;	/* when the first one was queued */
 };
+
+#define EVENTS_BATCH_MAX	32	/* events per task.multi message */
+#define EVENTS_BATCH_DELAY	0.05	/* seconds an event may wait */
 
 /* "celeriac@" + the configured host name. */
 void	events_node_name(const struct config *, char *buf, size_t len);
@@ -45,6 +50,14 @@ int	events_send(struct events *, const char *type, json_object *fields);
 /* Build one event object with the common fields (for batches). */
 json_object *events_build(struct events *, const char *type,
 	    json_object *fields);
+
+/*
+ * Queue a task event for the next task.multi message, as Celery buffers
+ * its task events: sent when EVENTS_BATCH_MAX are waiting or the oldest
+ * has waited EVENTS_BATCH_DELAY, and by events_flush().  Takes fields.
+ */
+void	events_add(struct events *, const char *type, json_object *fields);
+void	events_flush(struct events *);
 
 /* Read and drop replies that arrived; never blocks. */
 void	events_drain(struct events *);

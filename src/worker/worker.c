@@ -419,7 +419,7 @@ event_simple(struct worker *w, const char *type, const char *id,
 	if (f == NULL)
 		f = json_object_new_object();
 	json_object_object_add(f, "uuid", json_object_new_string(id));
-	events_send(&w->ev, type, f);
+	events_add(&w->ev, type, f);
 }
 
 static json_object *
@@ -443,7 +443,7 @@ exception_fields(const struct task_ctx *ctx)
 static void
 event_begin(struct worker *w, const struct task_msg *m)
 {
-	json_object	*batch, *f;
+	json_object	*f;
 	char		 iso[48];
 
 	if (!events_on(w))
@@ -471,12 +471,12 @@ event_begin(struct worker *w, const struct task_msg *m)
 		    json_object_new_string(iso));
 	} else
 		json_object_object_add(f, "expires", NULL);
-	batch = json_object_new_array();
-	json_object_array_add(batch, events_build(&w->ev, "task-received", f));
+	events_add(&w->ev, "task-received", f);
 	f = json_object_new_object();
 	json_object_object_add(f, "uuid", json_object_new_string(m->id));
-	json_object_array_add(batch, events_build(&w->ev, "task-started", f));
-	events_send(&w->ev, NULL, batch);
+	events_add(&w->ev, "task-started", f);
+	/* Someone watching a long task must see it start now. */
+	events_flush(&w->ev);
 }
 
 static void
@@ -1014,6 +1014,7 @@ worker_main(const struct worker_args *a)
 		if (rc == 0) {
 			char drain[64];
 			flush_pending(&w);
+			events_flush(&w.ev);
 			store_flush(w.store, 20);
 			fetch_wait(&w.fetch, idle_timeout(&w), wake_pipe[0]);
 			while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
@@ -1040,6 +1041,7 @@ worker_main(const struct worker_args *a)
 		worker_idle(&w, 0);
 	}
 	flush_pending(&w);
+	events_flush(&w.ev);
 	sb_set_state(w.slot, SB_STOPPING);
 	worker_disconnect(&w);
 	fetch_free(&w.fetch);

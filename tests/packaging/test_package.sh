@@ -217,6 +217,9 @@ fi
 . "$WORK/svc/env"
 sed -i "s|^broker: .*|broker: redis://127.0.0.1:$REDIS_PORT/0|" "$CONF"
 check "broker line edited" grep -q "^broker: redis://127.0.0.1:$REDIS_PORT/0" "$CONF"
+# A log file rather than syslog, to see logrotate and SIGUSR1 at work.
+LOG=/var/log/celeriac/celeriacd.log
+printf 'log:\n  target: file\n  file: %s\n  level: info\n' "$LOG" >>"$CONF"
 
 # From celeriac status --json: "master PID" and "QUEUE PID STATE" per
 # worker, sorted; pids() leaves the states out.
@@ -262,6 +265,14 @@ rc=$?
 echo "  $out"
 check "celeriac send celeriac.echo --args '[1]' --wait" test "$rc" = 0
 
+step "logrotate -f (SIGUSR1, no copytruncate)"
+check "celeriacd logs to $LOG" test -s "$LOG"
+logrotate -f /etc/logrotate.d/celeriac
+check "logrotate -f exits 0" test $? = 0
+check "$LOG.1 is the old log" test -s "$LOG.1"
+check "the new $LOG belongs to celeriac" \
+	test "$(stat -c %U "$LOG" 2>/dev/null)" = celeriac
+
 step "reload with a concurrency change"
 # reports: concurrency 2 -> 3
 "$PY" - "$CONF" <<'EOF'
@@ -277,6 +288,8 @@ before=$(pids | grep -v '^reports ')
 "$INIT" reload
 check "$INIT reload exits 0" test $? = 0
 check "celeriac status shows 3 reports workers" poll 30 settled 3
+check "the master logs the reload to the new $LOG" \
+	poll 10 grep -q 'reload done' "$LOG"
 check "the master stays the same process" \
 	test "$(cat "$PIDFILE" 2>/dev/null)" = "$master"
 after=$(pids | grep -v '^reports ')
