@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/proctitle.h"
 #include "common/util.h"
+#include "supervisor/child.h"
 #include "supervisor/master.h"
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/celeriac/celeriac.yml"
@@ -201,6 +202,7 @@ main(int argc, char **argv)
 	proctitle_init(argc, argv);
 	if (daemon_mode) {
 		mo.ready_fd = daemonize();
+		child_detach_stderr = 1;
 	}
 	null_stdio(1);
 	/* After the last fork of start-up, so it holds the master's pid. */

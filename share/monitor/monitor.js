@@ -348,9 +348,8 @@
 		    'No failed task.' : 'No task yet.';
 		empty.classList.toggle('hidden', list.length > 0);
 		list.forEach(function (t) {
-			var worker = t.worker || (t.worker_host ? t.worker_host +
-			    (t.worker_pid ? ' (pid ' + t.worker_pid + ')' : '') :
-			    '–');
+			var worker = t.worker || (t.worker_pid ? 'pid ' +
+			    t.worker_pid : t.worker_host || '–');
 			tb.appendChild(el('tr', { onclick: function () {
 				openDetail(t.task_id);
 			} },
@@ -368,7 +367,8 @@
 			    el('td', { class: 'num' }, fmtSecs(t.runtime)),
 			    el('td', { class: 'num' }, t.retries === undefined ?
 			    '–' : t.retries),
-			    el('td', { class: 'muted' }, worker)));
+			    el('td', { class: 'muted nowrap', title:
+			    t.worker_host || '' }, worker)));
 		});
 	}
 

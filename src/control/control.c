@@ -232,6 +232,9 @@ list_is_live(struct worker *w, struct scoreboard *sb, const char *list)
 		struct sb_slot *s = &sb->slots[i];
 		if (s->role != SB_ROLE_WORKER || (!s->configured && s->pid <= 0))
 			continue;
+		/* A parked slot has no owner to recover its message. */
+		if (s->parked && s->pid <= 0)
+			continue;
 		snprintf(name, sizeof(name), "celeriac.processing.%s.%s.%d",
 		    me(w->cfg), s->queue, s->index);
 		if (strcmp(name, list) == 0)

@@ -164,6 +164,29 @@ read_pidfile(const struct config *cfg)
 	return (pid_t)pid;
 }
 
+/*
+ * Still running?  A stopped daemon removes its pidfile; one not yet
+ * reaped by its parent is a zombie, which kill(pid, 0) cannot tell.
+ */
+static int
+daemon_alive(const struct config *cfg, pid_t pid)
+{
+	char	path[64], buf[512], *p;
+	FILE	*f;
+	int	zombie = 0;
+
+	if (kill(pid, 0) == -1 || access(cfg->pidfile, F_OK) == -1)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "re")) != NULL) {
+		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+		    p[1] == ' ' && p[2] == 'Z')
+			zombie = 1;
+		fclose(f);
+	}
+	return !zombie;
+}
+
 int
 ctl_reload(struct config *cfg, int argc, char **argv)
 {
@@ -205,9 +228,9 @@ ctl_stop(struct config *cfg, int argc, char **argv)
 		return 1;
 	}
 	deadline = mono_ms() + cfg->shutdown_timeout_ms + 10000;
-	while (kill(pid, 0) == 0 && mono_ms() < deadline)
+	while (daemon_alive(cfg, pid) && mono_ms() < deadline)
 		usleep(20 * 1000);
-	if (kill(pid, 0) == 0) {
+	if (daemon_alive(cfg, pid)) {
 		fprintf(stderr, "celeriac: celeriacd (pid %d) still running\n",
 		    (int)pid);
 		return 1;

@@ -46,9 +46,15 @@ static const char sql_insert[] =
 	"SELECT id, 'pending', created_at, $6::jsonb FROM j) "
 	"SELECT id FROM j";
 
+/*
+ * The queued event bears the time the message was sent, taken before
+ * the LPUSH: a worker's started event, written by the store in its own
+ * time, can reach the table first but never sorts before it.
+ */
 static const char sql_queued_event[] =
 	"INSERT INTO job_events (job_id, status, at, detail) "
-	"VALUES ($1, 'queued', now(), $2::jsonb)";
+	"VALUES ($1, 'queued', to_timestamp($3::double precision), $2::jsonb) "
+	"ON CONFLICT DO NOTHING";
 
 static const char sql_back_to_pending[] =
 	"UPDATE jobs SET status = 'pending', queued_at = NULL "
@@ -61,10 +67,12 @@ static const char sql_take[] =
 	"FOR UPDATE SKIP LOCKED";
 
 static const char sql_sent[] =
-	"WITH u AS (UPDATE jobs SET status = 'queued', queued_at = now() "
+	"WITH u AS (UPDATE jobs SET status = 'queued', "
+	"queued_at = to_timestamp($3::double precision) "
 	"WHERE id = $1 RETURNING id) "
 	"INSERT INTO job_events (job_id, status, at, detail) "
-	"SELECT id, 'queued', now(), $2::jsonb FROM u";
+	"SELECT id, 'queued', to_timestamp($3::double precision), $2::jsonb "
+	"FROM u ON CONFLICT DO NOTHING";
 
 static struct {
 	pthread_t	 th;
@@ -147,7 +155,8 @@ http_job_submit(struct http_job *j)
 	json_object	*p;
 	PGresult	*res;
 	const char	*v[6];
-	char		*params, detail[300], idbuf[32];
+	char		*params, detail[300], idbuf[32], tbuf[32];
+	double		 tsent;
 
 	j->job_id = -1;
 	j->broker_ok = j->db_ok = j->queued = 0;
@@ -181,14 +190,17 @@ http_job_submit(struct http_job *j)
 			PQclear(res);
 		}
 	}
+	tsent = now_unix();
 	j->broker_ok = send_message(j->task_id, j->task, j->queue, j->args,
 	    j->kwargs, 0) == 0;
 	j->queued = j->broker_ok;
 	snprintf(idbuf, sizeof(idbuf), "%lld", j->job_id);
+	snprintf(tbuf, sizeof(tbuf), "%.6f", tsent);
 	v[0] = idbuf;
 	if (j->db_ok && j->broker_ok) {
 		v[1] = "{\"source\":\"api\"}";
-		PQclear(http_pg_query(sql_queued_event, 2, v, NULL));
+		v[2] = tbuf;
+		PQclear(http_pg_query(sql_queued_event, 3, v, NULL));
 	} else if (j->db_ok) {
 		PQclear(http_pg_query(sql_back_to_pending, 1, v, NULL));
 		log_notice("http: broker unavailable; job %lld (task %s) kept "
@@ -227,7 +239,8 @@ resend_one(void)
 {
 	PGresult	*res;
 	json_object	*p, *args, *kwargs;
-	const char	*v[2];
+	const char	*v[3];
+	char		 tbuf[32];
 	int		 rc = 0;
 
 	if (pg_command("BEGIN") == -1)
@@ -244,12 +257,14 @@ resend_one(void)
 		if (p == NULL || !json_object_object_get_ex(p, "kwargs",
 		    &kwargs) || !json_object_is_type(kwargs, json_type_object))
 			kwargs = NULL;
+		snprintf(tbuf, sizeof(tbuf), "%.6f", now_unix());
 		if (send_message(PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
 		    PQgetvalue(res, 0, 3), args, kwargs,
 		    atoi(PQgetvalue(res, 0, 5))) == 0) {
 			v[0] = PQgetvalue(res, 0, 0);
 			v[1] = "{\"source\":\"resender\"}";
-			PQclear(http_pg_query(sql_sent, 2, v, NULL));
+			v[2] = tbuf;
+			PQclear(http_pg_query(sql_sent, 3, v, NULL));
 			rc = 1;
 		}
 		json_object_put(p);

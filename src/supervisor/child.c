@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,14 @@ child_fork(struct mslot *s, int i, struct scoreboard *sb,
 	sig_reset_child();
 	close(close_fd);
 	slot->pid = getpid();
+	if (child_detach_stderr) {
+		/* -d: the launcher's stderr must not stay open in us. */
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd != -1) {
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+	}
 
 	/* Limits before privileges: a root master may still raise them. */
 	if (s->role == SB_ROLE_WORKER &&
@@ -73,6 +82,8 @@ child_fork(struct mslot *s, int i, struct scoreboard *sb,
 	}
 	return 0;
 }
+
+int child_detach_stderr;
 
 pid_t
 child_spawn_worker(struct mslot *s, int i, struct scoreboard *sb,

@@ -34,6 +34,9 @@ struct mslot {
 	int64_t			 ready_ms;	/* 0: not ready yet */
 };
 
+/* Set in daemon mode: children drop the launcher's stderr. */
+extern int child_detach_stderr;
+
 /* Fork a worker for slot i; returns its pid or -1. */
 pid_t	child_spawn_worker(struct mslot *, int i, struct scoreboard *,
 	    const struct config *, int notify_fd, int close_fd);

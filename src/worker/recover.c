@@ -116,7 +116,11 @@ recover_message(struct worker *w, const char *raw, size_t len)
 		    m.retries, NULL, NULL, NULL, "TaskRevokedError", em);
 		break;
 	case RECOVER_FAIL_LOST:
-		describe_exit(w->slot->last_status, why, sizeof(why));
+		if (w->queue == NULL)
+			snprintf(why, sizeof(why), "Worker lost: its host or "
+			    "slot is gone (no heartbeat or no owner)");
+		else
+			describe_exit(w->slot->last_status, why, sizeof(why));
 		json_object_array_add(em, json_object_new_string(why));
 		meta = msg_result_failure("FAILURE", m.id, "WorkerLostError",
 		    "billiard.exceptions", em, NULL, m.parent_id);

@@ -177,10 +177,6 @@ def test_celeriac_stop_cold(celeriacd, tmp_path, celery_app, r):
     assert not res.ready()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: celeriac stop polls kill(pid, 0),"
-                   " which succeeds on a zombie: until the daemon's parent "
-                   "reaps it, stop waits shutdown_timeout + 10 s and then "
-                   "says 'still running' (exit 1)")
 def test_celeriac_stop_does_not_wait_for_reaping(celeriacd, tmp_path):
     d = celeriacd(config={"pidfile": str(tmp_path / "z.pid"),
                           "shutdown_timeout": "1s"})
@@ -198,9 +194,6 @@ def test_celeriac_stop_does_not_wait_for_reaping(celeriacd, tmp_path):
         p.communicate(timeout=15)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: with -d, children forked before "
-                   "`ready` keep the launching process's stderr open, so "
-                   "`celeriacd -d ... 2>&1 | logger` or $(celeriacd -d) hang")
 def test_daemon_releases_launchers_stderr(tmp_path, redis_url, r, reaper):
     path = daemon_config(tmp_path, redis_url)
     p = subprocess.Popen([binary("celeriacd"), "-d", "-c", str(path)],

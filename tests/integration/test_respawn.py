@@ -113,9 +113,6 @@ def test_killed_idle_worker_respawns_after_one_second(celeriacd, celery_app):
                                 queue="celery").get(timeout=5) is None
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the message of the crash that "
-                   "parks a queue stays in the slot's processing list until "
-                   "a reload; its client waits forever")
 def test_parked_queue_still_fails_the_crashing_task(celeriacd, celery_app):
     """The task whose crash tripped the breaker must end too: with the
     queue parked there is no next worker in the slot, yet the client
