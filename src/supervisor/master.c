@@ -608,7 +608,8 @@ reload(struct master *m, int64_t now)
 		    it->name, reload_action_name(it->action),
 		    it->old_concurrency, it->new_concurrency);
 	}
-	if (plan.global_changed) {
+	/* The other children read the configuration once, at fork. */
+	if (plan.global_changed || changed > 0) {
 		for (k = 0; k < SB_MAXSLOTS; k++)
 			if (m->slots[k].used &&
 			    m->slots[k].role != SB_ROLE_WORKER &&
