@@ -12,6 +12,10 @@
 #include "common/scoreboard.h"
 #include "common/util.h"
 
+const char *const sb_exit_names[SB_NEXITS] = {
+	"clean", "recycle", "cannot_run", "killed", "crash"
+};
+
 const double sb_hist_bounds[SB_NHIST] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 1e300
 };

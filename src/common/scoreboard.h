@@ -43,6 +43,20 @@ enum sb_kill_reason {
 	SB_KILL_SHUTDOWN	/* master: shutdown timeout passed */
 };
 
+/* Why a child ended, as the master classified it (see policy.c). */
+enum sb_exit {
+	SB_EXIT_CLEAN = 0,
+	SB_EXIT_RECYCLE,
+	SB_EXIT_NORESPAWN,
+	SB_EXIT_KILLED,		/* by us: hard limit, revoke, drain */
+	SB_EXIT_CRASH,
+	SB_NEXITS
+};
+
+#define SB_NKILLS	4	/* SB_KILL_NONE .. SB_KILL_SHUTDOWN */
+
+extern const char *const sb_exit_names[SB_NEXITS];
+
 enum sb_outcome {
 	SB_SUCCEEDED = 0,
 	SB_FAILED,
@@ -72,6 +86,7 @@ struct sb_slot {
 	volatile int64_t hard_limit_ms;		/* 0: none */
 	volatile uint64_t processed;
 	volatile int64_t rss;
+	volatile uint64_t broker_reconnects;
 	struct sb_taskstat stats[SB_NSTATS];
 
 	/* written by the control child: "terminate this task" */
@@ -89,6 +104,10 @@ struct sb_slot {
 	volatile int32_t last_status;		/* wait status of the last child */
 	volatile int32_t last_kill;		/* kill_reason of the last child */
 	volatile int32_t parked;		/* not respawned (why: last_status) */
+	/* Ends of this slot's children by kind (enum sb_exit) and kills by
+	 * reason (enum sb_kill_reason): counters for /metrics. */
+	volatile uint64_t exits[SB_NEXITS];
+	volatile uint64_t kills[SB_NKILLS];
 	volatile int32_t configured;		/* slot belongs to the running config */
 };
 

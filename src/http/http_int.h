@@ -82,6 +82,9 @@ struct http_qstat {
 	int		 priority;
 	int		 starting, idle, busy, stopping, down, parked;
 	uint64_t	 restarts;
+	uint64_t	 exits[SB_NEXITS];
+	uint64_t	 timelimit_kills;
+	uint64_t	 broker_reconnects;
 	uint64_t	 processed;
 	uint64_t	 count[SB_NOUTCOMES];
 	int64_t		 rss;
@@ -147,7 +150,6 @@ int		 http_sampler_start(void);
 void		 http_sampler_stop(void);
 /* Unix time since when the oldest message of queue waits, 0 if none. */
 double		 http_oldest_since(const char *queue, int *known);
-uint64_t	 http_timelimit_kills(const char *queue);
 /* Rates per second over the last minute; 0 when unknown. */
 void		 http_rates(const char *queue, double *processed,
 		    double *failed);

@@ -150,18 +150,27 @@ worker_metrics(struct http_buf *b, struct http_agg *a)
 		http_buf_printf(b, "celeriac_queue_parked{queue=\"%s\"} %d\n",
 		    esc(a->q[i].name, q, sizeof(q)), a->q[i].parked > 0);
 	family(b, "celeriac_worker_restarts_total", "counter",
-	    "Worker processes that ended and were replaced.");
-	for (i = 0; i < a->nq; i++)
-		http_buf_printf(b, "celeriac_worker_restarts_total"
-		    "{queue=\"%s\"} %llu\n", esc(a->q[i].name, q, sizeof(q)),
-		    (unsigned long long)a->q[i].restarts);
+	    "Worker processes that ended, by why they ended.");
+	for (i = 0; i < a->nq; i++) {
+		int e;
+		for (e = 0; e < SB_NEXITS; e++)
+			http_buf_printf(b, "celeriac_worker_restarts_total"
+			    "{queue=\"%s\",reason=\"%s\"} %llu\n",
+			    esc(a->q[i].name, q, sizeof(q)), sb_exit_names[e],
+			    (unsigned long long)a->q[i].exits[e]);
+	}
 	family(b, "celeriac_time_limit_kills_total", "counter",
-	    "Workers killed on a hard time limit (since the http child "
-	    "started).");
+	    "Workers killed on a hard time limit.");
 	for (i = 0; i < a->nq; i++)
 		http_buf_printf(b, "celeriac_time_limit_kills_total"
 		    "{queue=\"%s\"} %llu\n", esc(a->q[i].name, q, sizeof(q)),
-		    (unsigned long long)http_timelimit_kills(a->q[i].name));
+		    (unsigned long long)a->q[i].timelimit_kills);
+	family(b, "celeriac_broker_reconnects_total", "counter",
+	    "Worker reconnections to the broker after an outage.");
+	for (i = 0; i < a->nq; i++)
+		http_buf_printf(b, "celeriac_broker_reconnects_total"
+		    "{queue=\"%s\"} %llu\n", esc(a->q[i].name, q, sizeof(q)),
+		    (unsigned long long)a->q[i].broker_reconnects);
 	family(b, "celeriac_worker_resident_memory_bytes", "gauge",
 	    "Resident memory of the live workers.");
 	for (i = 0; i < a->nq; i++)

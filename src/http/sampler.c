@@ -6,10 +6,7 @@
  * turns into rates.  It also follows the oldest message of each queue:
  * a message carries no send time, so the time it has waited since is
  * taken, best first, from its job row (queued_at), from its ETA, or from
- * when the sampler first saw it at the tail of its list.  And it counts
- * the workers killed on a hard time limit: the scoreboard keeps only the
- * reason of each slot's last death, so the slots are checked twice a
- * second and each new death whose reason is the time limit counts once.
+ * when the sampler first saw it at the tail of its list.
  */
 #include <math.h>
 #include <stdio.h>
@@ -49,9 +46,6 @@ static struct {
 	struct http_sample	*ring;
 	size_t			 head, n;
 	struct http_tail	 tail[HTTP_MAXQ][MSG_NBUCKETS];
-	uint64_t		 kills[HTTP_MAXQ];
-	uint64_t		 seen[SB_MAXSLOTS];
-	int			 seeded;
 } S = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 static int
@@ -66,29 +60,6 @@ qindex(const char *name)
 		return -1;
 	snprintf(S.q[S.nq], SB_QUEUELEN, "%s", name);
 	return S.nq++;
-}
-
-/* Called with S.mu held. */
-static void
-check_kills(void)
-{
-	int i, qi;
-
-	for (i = 0; i < SB_MAXSLOTS; i++) {
-		const struct sb_slot *s = &http.sb->slots[i];
-		uint64_t r = s->restarts;
-
-		if (s->role != SB_ROLE_WORKER || s->queue[0] == '\0')
-			continue;
-		if (S.seeded && r == S.seen[i])
-			continue;
-		if ((S.seeded ? r > S.seen[i] : r > 0) &&
-		    s->last_kill == SB_KILL_TIMELIMIT &&
-		    (qi = qindex(s->queue)) >= 0)
-			S.kills[qi]++;
-		S.seen[i] = r;
-	}
-	S.seeded = 1;
 }
 
 /* When the job of task id was put on its queue, from the database. */
@@ -246,7 +217,6 @@ sampler_loop(void *arg)
 
 	pthread_mutex_lock(&S.mu);
 	while (!http.stop) {
-		check_kills();
 		now = mono_ms();
 		if (now >= next) {
 			pthread_mutex_unlock(&S.mu);
@@ -317,20 +287,6 @@ http_oldest_since(const char *queue, int *known)
 	}
 	pthread_mutex_unlock(&S.mu);
 	return since;
-}
-
-uint64_t
-http_timelimit_kills(const char *queue)
-{
-	uint64_t	 n = 0;
-	size_t		 i;
-
-	pthread_mutex_lock(&S.mu);
-	for (i = 0; i < S.nq; i++)
-		if (strcmp(S.q[i], queue) == 0)
-			n = S.kills[i];
-	pthread_mutex_unlock(&S.mu);
-	return n;
 }
 
 /* Over the samples of the last minute (or fewer, just after start). */

@@ -102,6 +102,10 @@ add_slot(struct http_agg *a, const struct sb_slot *s)
 			q->rss += s->rss;
 	}
 	q->restarts += s->restarts;
+	for (k = 0; k < SB_NEXITS; k++)
+		q->exits[k] += s->exits[k];
+	q->timelimit_kills += s->kills[SB_KILL_TIMELIMIT];
+	q->broker_reconnects += s->broker_reconnects;
 	q->processed += s->processed;
 	for (k = 0; k < SB_NSTATS && s->stats[k].name[0]; k++) {
 		const struct sb_taskstat *st = &s->stats[k];

@@ -313,6 +313,10 @@ reap(struct master *m)
 		sl->restarts++;
 		s->pid = 0;
 		kind = policy_classify_exit(status, reason);
+		/* The two enums list the same kinds in the same order. */
+		sl->exits[kind]++;
+		if (reason > SB_KILL_NONE && reason < SB_NKILLS)
+			sl->kills[reason]++;
 		if (s->restart && !m->stopping) {
 			/* A new generation takes the slot over at once. */
 			log_info("worker %s#%d (pid %d) replaced after reload",

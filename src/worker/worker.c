@@ -146,8 +146,10 @@ worker_connect(struct worker *w)
 		if ((delay *= 2) > 5000)
 			delay = 5000;
 	}
-	if (logged)
+	if (logged) {
 		log_notice("connected to the broker again");
+		w->slot->broker_reconnects++;
+	}
 	w->fetch.cmd = w->broker;
 	w->fetch.sha[0] = '\0';
 	return 0;

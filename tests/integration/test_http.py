@@ -712,7 +712,9 @@ def test_metrics_match_the_tasks_run(run_http, db, r, celery_app):
     assert m['celeriac_workers{queue="celery",state="idle"}'] == 1
     assert m['celeriac_queue_depth{queue="reports",priority="0"}'] == 0
     assert m['celeriac_queue_parked{queue="reports"}'] == 0
-    assert m['celeriac_worker_restarts_total{queue="reports"}'] == 0
+    for reason in ("clean", "recycle", "cannot_run", "killed", "crash"):
+        assert m['celeriac_worker_restarts_total{queue="reports",'
+                 'reason="%s"}' % reason] == 0
     assert m['celeriac_time_limit_kills_total{queue="reports"}'] == 0
     assert m["celeriac_dead_letters"] == 0
     assert m["celeriac_broker_up"] == 1 and m["celeriac_database_up"] == 1

@@ -30,7 +30,7 @@ unset REDIS_URL DATABASE_URL ENVIRONMENT CELERIAC_CONFIG
 # Besides the Build-Depends of debian/control (apt-get build-dep).
 TOOLS="build-essential dpkg-dev debhelper fakeroot lintian autoconf automake
 	libtool pkg-config redis-server groff-base man-db logrotate procps
-	python3 systemd"
+	python3 curl systemd"
 
 no_deps=0
 keep=0
@@ -217,6 +217,18 @@ fi
 . "$WORK/svc/env"
 sed -i "s|^broker: .*|broker: redis://127.0.0.1:$REDIS_PORT/0|" "$CONF"
 check "broker line edited" grep -q "^broker: redis://127.0.0.1:$REDIS_PORT/0" "$CONF"
+# The http child on free loopback ports (the installed file says 8000 and
+# 5555, which something else on this machine may hold).
+free_port() {
+	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+HTTP_PORT=$(free_port)
+if grep -q '^http:' "$CONF"; then
+	sed -i -e "s|^  listen: .*|  listen: 127.0.0.1:$HTTP_PORT|" \
+	    -e "s|^  monitor: .*|  monitor: 127.0.0.1:$(free_port)|" "$CONF"
+else
+	printf 'http:\n  listen: 127.0.0.1:%s\n' "$HTTP_PORT" >>"$CONF"
+fi
 # A log file rather than syslog, to see logrotate and SIGUSR1 at work.
 LOG=/var/log/celeriac/celeriacd.log
 printf 'log:\n  target: file\n  file: %s\n  level: info\n' "$LOG" >>"$CONF"
@@ -264,6 +276,15 @@ out=$(timeout 60 celeriac send celeriac.echo --args '[1]' --wait --timeout 30 2>
 rc=$?
 echo "  $out"
 check "celeriac send celeriac.echo --args '[1]' --wait" test "$rc" = 0
+
+step "the http child's /metrics, for the Grafana dashboard"
+metrics() { curl -fsS --max-time 5 "http://127.0.0.1:$HTTP_PORT/metrics"; }
+check "GET /metrics answers" poll 20 metrics
+metrics >"$WORK/metrics.txt" 2>&1
+for m in celeriac_up report_jobs_total report_jobs_duration_seconds_bucket \
+    celeriac_queue_depth celeriac_workers celeriac_worker_restarts_total; do
+	check "/metrics has $m" grep -q "^${m}[{ ]" "$WORK/metrics.txt"
+done
 
 step "logrotate -f (SIGUSR1, no copytruncate)"
 check "celeriacd logs to $LOG" test -s "$LOG"
