@@ -130,6 +130,9 @@ struct sb_pool_request {
 
 struct scoreboard {
 	uint32_t	 nslots;
+	/* One past the highest slot ever used (master): readers stop there,
+	 * so slots never used are never touched, nor resident. */
+	volatile uint32_t high;
 	volatile int32_t task_events;		/* task events on (enable_events) */
 	struct sb_pool_request pool_req;
 	struct sb_task_limit limits[SB_NLIMITS];	/* written by control */

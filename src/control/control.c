@@ -131,7 +131,7 @@ publish_status(struct worker *w, struct scoreboard *sb)
 	    (now - sb->started_ms) / 1000.0));
 	json_object_object_add(o, "time", json_object_new_double(now_unix()));
 	slots = json_object_new_array();
-	for (i = 0; i < SB_MAXSLOTS; i++) {
+	for (i = 0; i < (int)sb->high; i++) {
 		struct sb_slot *s = &sb->slots[i];
 		uint64_t failed = 0;
 		if (!s->configured || s->role != SB_ROLE_WORKER)
@@ -228,7 +228,7 @@ list_is_live(struct worker *w, struct scoreboard *sb, const char *list)
 
 	if (strcmp(list, w->processing) == 0)
 		return 1;
-	for (i = 0; i < SB_MAXSLOTS; i++) {
+	for (i = 0; i < (int)sb->high; i++) {
 		struct sb_slot *s = &sb->slots[i];
 		if (s->role != SB_ROLE_WORKER || (!s->configured && s->pid <= 0))
 			continue;
@@ -315,7 +315,7 @@ on_control(void *arg, const char *channel, const char *payload, size_t len)
 	if (!revoke_parse(payload, id, sizeof(id), &terminate, &signo) ||
 	    !terminate)
 		return;
-	for (i = 0; i < SB_MAXSLOTS; i++) {
+	for (i = 0; i < (int)sb->high; i++) {
 		struct sb_slot *s = &sb->slots[i];
 		if (s->pid <= 0 || s->role != SB_ROLE_WORKER ||
 		    !sb_read_task(s, cur, sizeof(cur), NULL, 0, NULL) ||

@@ -81,7 +81,7 @@ pidbox_host_counts(const struct scoreboard *sb, int *active,
 
 	*active = 0;
 	*processed = 0;
-	for (i = 0; i < SB_MAXSLOTS; i++) {
+	for (i = 0; i < (int)sb->high; i++) {
 		const struct sb_slot *s = &sb->slots[i];
 		if (s->role != SB_ROLE_WORKER || !s->configured)
 			continue;
@@ -192,7 +192,7 @@ do_active(struct pidbox *p)
 	int64_t		 since;
 	int		 i;
 
-	for (i = 0; i < SB_MAXSLOTS; i++) {
+	for (i = 0; i < (int)p->sb->high; i++) {
 		struct sb_slot *s = &p->sb->slots[i];
 		if (s->role != SB_ROLE_WORKER || s->pid <= 0 ||
 		    s->state != SB_BUSY ||
@@ -340,7 +340,7 @@ do_stats(struct pidbox *p)
 	o = json_object_new_object();
 	total = json_object_new_object();
 	procs = json_object_new_array();
-	for (i = 0; i < SB_MAXSLOTS; i++) {
+	for (i = 0; i < (int)p->sb->high; i++) {
 		struct sb_slot *s = &p->sb->slots[i];
 		if (s->role != SB_ROLE_WORKER || !s->configured)
 			continue;
@@ -491,7 +491,7 @@ do_revoke(struct pidbox *p, json_object *args, int force_terminate)
 		if (terminate) {
 			int k;
 			char cur[SB_TASKIDLEN];
-			for (k = 0; k < SB_MAXSLOTS; k++)
+			for (k = 0; k < (int)p->sb->high; k++)
 				if (sb_read_task(&p->sb->slots[k], cur,
 				    sizeof(cur), NULL, 0, NULL) &&
 				    strcmp(cur, id) == 0)
@@ -521,7 +521,7 @@ queue_workers(struct pidbox *p, const char *queue)
 {
 	int i, n = 0;
 
-	for (i = 0; i < SB_MAXSLOTS; i++)
+	for (i = 0; i < (int)p->sb->high; i++)
 		if (p->sb->slots[i].role == SB_ROLE_WORKER &&
 		    p->sb->slots[i].configured &&
 		    strcmp(p->sb->slots[i].queue, queue) == 0)

@@ -86,7 +86,7 @@ check_queues(json_object *failing)
 
 	http_agg_collect(&a);
 	memset(live, 0, sizeof(live));
-	for (k = 0; k < SB_MAXSLOTS; k++) {
+	for (k = 0; k < (int)http.sb->high; k++) {
 		const struct sb_slot *s = &http.sb->slots[k];
 		struct http_qstat *q;
 

@@ -61,7 +61,7 @@ workers_json(int64_t now)
 	int64_t		 since;
 	int		 i, k;
 
-	for (i = 0; i < SB_MAXSLOTS; i++) {
+	for (i = 0; i < (int)http.sb->high; i++) {
 		const struct sb_slot *s = &http.sb->slots[i];
 		uint64_t fail = 0, ok = 0;
 
@@ -114,7 +114,7 @@ processes_json(void)
 	json_object	*arr = json_object_new_array(), *e;
 	int		 i;
 
-	for (i = 0; i < SB_MAXSLOTS; i++) {
+	for (i = 0; i < (int)http.sb->high; i++) {
 		const struct sb_slot *s = &http.sb->slots[i];
 
 		if (!s->configured || s->role == SB_ROLE_WORKER ||

@@ -63,7 +63,7 @@ running(const char *search)
 	int64_t		 since, now = mono_ms();
 	int		 i;
 
-	for (i = 0; i < SB_MAXSLOTS; i++) {
+	for (i = 0; i < (int)http.sb->high; i++) {
 		const struct sb_slot *s = &http.sb->slots[i];
 
 		if (s->role != SB_ROLE_WORKER || s->state != SB_BUSY ||

@@ -147,7 +147,7 @@ http_agg_collect(struct http_agg *a)
 			q->concurrency = cfg->queues[i].concurrency;
 			q->priority = cfg->queues[i].priority;
 		}
-	for (i = 0; i < SB_MAXSLOTS; i++) {
+	for (i = 0; i < (size_t)http.sb->high; i++) {
 		const struct sb_slot *s = &http.sb->slots[i];
 
 		if (s->role != SB_ROLE_WORKER || s->queue[0] == '\0')

@@ -178,6 +178,8 @@ slot_alloc(struct master *m, int role, const struct cfg_queue *q, int index)
 		m->sb->slots[i].role = role;
 		m->sb->slots[i].index = index;
 		m->sb->slots[i].configured = 1;
+		if ((uint32_t)i + 1 > m->sb->high)
+			m->sb->high = i + 1;
 		return i;
 	}
 	log_warnx("no free slot for %s#%d (at most %d children)",
@@ -452,9 +454,10 @@ check_ready(struct master *m, int64_t now)
 
 	for (i = 0; i < SB_MAXSLOTS; i++) {
 		struct mslot *s = &m->slots[i];
-		int st = m->sb->slots[i].state;
+		int st;
 		if (!s->used || s->parked)
 			continue;
+		st = m->sb->slots[i].state;
 		total++;
 		if (s->pid > 0 && (st == SB_IDLE || st == SB_BUSY)) {
 			ready++;
