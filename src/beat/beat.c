@@ -60,6 +60,7 @@ struct beat {
 };
 
 static volatile sig_atomic_t beat_stop;
+static volatile sig_atomic_t beat_reopen;
 static int beat_wake[2] = { -1, -1 };
 
 static void
@@ -67,8 +68,10 @@ beat_signal(int sig)
 {
 	int saved = errno;
 
-	(void)sig;
-	beat_stop = 1;
+	if (sig == SIGUSR1)
+		beat_reopen = 1;	/* logrotate moved the file */
+	else
+		beat_stop = 1;
 	(void)!write(beat_wake[1], "", 1);
 	errno = saved;
 }
@@ -288,10 +291,10 @@ beat_setup_signals(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = beat_signal;
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
@@ -327,6 +330,10 @@ beat_main(const struct beat_args *a)
 	}
 
 	while (!beat_stop && getppid() == b.master) {
+		if (beat_reopen) {
+			beat_reopen = 0;
+			log_reopen();
+		}
 		now = mono_ms();
 		if (b.c == NULL && now >= b.next_connect)
 			beat_connect(&b);

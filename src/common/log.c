@@ -42,8 +42,16 @@ log_open_file(void)
 	fd = open(log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd == -1)
 		return -1;
-	if (log_fd > STDERR_FILENO)
-		close(log_fd);
+	if (log_fd > STDERR_FILENO) {
+		/* dup3 swaps the file under the same number at once, so a
+		 * thread writing meanwhile never hits a closed fd. */
+		if (dup3(fd, log_fd, O_CLOEXEC) == -1) {
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		return 0;
+	}
 	log_fd = fd;
 	return 0;
 }

@@ -56,12 +56,17 @@ static struct http_rl	 rl_table[HTTP_RL_SLOTS];
 static pthread_mutex_t	 rl_mu = PTHREAD_MUTEX_INITIALIZER;
 static int		 wake[2] = { -1, -1 };
 
+static volatile sig_atomic_t http_reopen;
+
 static void
 http_signal(int sig)
 {
 	int saved = errno;
 
-	http.stop = 1;
+	if (sig == SIGUSR1)
+		http_reopen = 1;	/* logrotate moved the file */
+	else
+		http.stop = 1;
 	(void)!write(wake[1], "", 1);
 	errno = saved;
 }
@@ -452,10 +457,10 @@ http_main(const struct http_args *a)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = http_signal;
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
 
 	if (http_read_token(a->cfg->http.token_file) == -1)
@@ -493,6 +498,10 @@ http_main(const struct http_args *a)
 	pfd.events = POLLIN;
 	while (!http.stop && getppid() != 1) {
 		(void)poll(&pfd, 1, 1000);
+		if (http_reopen) {
+			http_reopen = 0;
+			log_reopen();
+		}
 		while (read(wake[0], buf, sizeof(buf)) > 0)
 			;
 	}

@@ -564,6 +564,7 @@ reload(struct master *m, int64_t now)
 	char			 err[CFG_ERRLEN];
 	size_t			 i;
 	int			 k, kept = 0, changed = 0;
+	int			 queues_changed = 0;
 
 	log_notice("SIGHUP: reloading %s", m->opts->config_path);
 	notify_systemd("RELOADING=1");
@@ -596,16 +597,19 @@ reload(struct master *m, int64_t now)
 			    it->old_concurrency, NULL, 0, now);
 			break;
 		case RELOAD_RESTART:
+			queues_changed = 1;
 			slot_retarget(m, it->name, 0, it->new_concurrency, nq,
 			    1, now);
 			slot_retarget(m, it->name, it->new_concurrency,
 			    it->old_concurrency, NULL, 0, now);
 			break;
 		case RELOAD_REMOVE:
+			queues_changed = 1;
 			slot_retarget(m, it->name, 0, it->old_concurrency,
 			    NULL, 0, now);
 			break;
 		case RELOAD_ADD:
+			queues_changed = 1;
 			for (k = 0; k < it->new_concurrency; k++)
 				slot_alloc(m, SB_ROLE_WORKER, nq, k);
 			break;
@@ -615,15 +619,22 @@ reload(struct master *m, int64_t now)
 		    it->name, reload_action_name(it->action),
 		    it->old_concurrency, it->new_concurrency);
 	}
-	/* The other children read the configuration once, at fork. */
-	if (plan.global_changed || changed > 0) {
-		for (k = 0; k < SB_MAXSLOTS; k++)
-			if (m->slots[k].used &&
-			    m->slots[k].role != SB_ROLE_WORKER &&
-			    m->slots[k].pid > 0) {
-				m->slots[k].restart = 1;
-				slot_stop(m, &m->slots[k], now);
-			}
+	/*
+	 * The other children read the configuration once, at fork.  All
+	 * follow a change of the settings every process uses; the http
+	 * child, which lists and routes to queues, also follows a change
+	 * of the queue set.  The control child reads the pools from the
+	 * scoreboard, so it keeps its pid.
+	 */
+	for (k = 0; k < SB_MAXSLOTS; k++) {
+		struct mslot *c = &m->slots[k];
+		if (!c->used || c->role == SB_ROLE_WORKER || c->pid <= 0)
+			continue;
+		if (plan.global_changed ||
+		    (queues_changed && c->role == SB_ROLE_HTTP)) {
+			c->restart = 1;
+			slot_stop(m, c, now);
+		}
 	}
 	reload_plan_free(&plan);
 	/* Remote-control overrides last until the next reload. */
