@@ -212,6 +212,17 @@ class Services:
         self.redis_port = int(self.env["REDIS_PORT"])
         self.redis_pid = int((self.dir / "redis" / "redis.pid").read_text())
         self.database_url = self.env.get("DATABASE_URL")
+        self.pg_pid = None
+        if self.database_url:
+            base = self.dir / "pg"
+            if (self.dir / "pg.path").exists():
+                base = pathlib.Path((self.dir / "pg.path").read_text()
+                                    .strip())
+            try:
+                self.pg_pid = int((base / "data" / "postmaster.pid")
+                                  .read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
         return self
 
     def stop(self):
@@ -221,6 +232,10 @@ class Services:
 
     def redis_cpu(self):
         return proc_cpu(self.redis_pid)
+
+    def pg_cpu(self):
+        """CPU of the PostgreSQL server: postmaster, backends, helpers."""
+        return tree_cpu(self.pg_pid) if self.pg_pid else 0.0
 
 
 # --------------------------------------------------------- Celery client

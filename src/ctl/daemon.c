@@ -95,35 +95,47 @@ int
 ctl_status(struct config *cfg, int argc, char **argv)
 {
 	redisContext	*c;
-	redisReply	*r, *g;
+	redisReply	*r, *g, *keys;
 	json_object	*h;
 	size_t		 i;
+	char		 cursor[64] = "0";
 	int		 json = argc > 1 && strcmp(argv[1], "--json") == 0;
 	int		 hosts = 0;
 
 	if ((c = ctl_connect(cfg->broker)) == NULL)
 		return 1;
-	r = redis_command(c, "KEYS celeriac.status.*");
-	if (r == NULL) {
-		redisFree(c);
-		return 1;
-	}
-	for (i = 0; i < r->elements; i++) {
-		g = redis_command(c, "GET %s", r->element[i]->str);
-		if (g == NULL || g->type != REDIS_REPLY_STRING) {
-			if (g)
-				freeReplyObject(g);
-			continue;
+	/* SCAN, not KEYS: never block a busy broker for a status line. */
+	do {
+		r = redis_command(c, "SCAN %s MATCH celeriac.status.* COUNT 500",
+		    cursor);
+		if (r == NULL || r->type != REDIS_REPLY_ARRAY ||
+		    r->elements != 2) {
+			if (r)
+				freeReplyObject(r);
+			redisFree(c);
+			return 1;
 		}
-		hosts++;
-		if (json)
-			printf("%s\n", g->str);
-		else if ((h = json_tokener_parse(g->str)) != NULL) {
-			print_host(h);
-			json_object_put(h);
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		keys = r->element[1];
+		for (i = 0; i < keys->elements; i++) {
+			g = redis_command(c, "GET %s", keys->element[i]->str);
+			if (g == NULL || g->type != REDIS_REPLY_STRING) {
+				if (g)
+					freeReplyObject(g);
+				continue;
+			}
+			hosts++;
+			if (json)
+				printf("%s\n", g->str);
+			else if ((h = json_tokener_parse(g->str)) != NULL) {
+				print_host(h);
+				json_object_put(h);
+			}
+			freeReplyObject(g);
 		}
-		freeReplyObject(g);
-	}
+		if (strcmp(cursor, "0") != 0)
+			freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0);
 	freeReplyObject(r);
 	redisFree(c);
 	if (hosts == 0) {

@@ -427,6 +427,11 @@ check_time_limits(struct master *m, int64_t now)
 			    strcmp(cur, sl->kill_task_id) == 0) {
 				sl->kill_reason = SB_KILL_REVOKE;
 				killpg(s->pid, sig);
+				/* A worker ignores INT, HUP, USR1...: it must
+				 * end all the same, so it also gets TERM,
+				 * which it obeys at once when revoking. */
+				if (sig != SIGTERM && sig != SIGKILL)
+					kill(s->pid, SIGTERM);
 			}
 		}
 		if (sl->state != SB_BUSY || sl->kill_reason != SB_KILL_NONE)
@@ -550,6 +555,75 @@ slot_retarget(struct master *m, const char *queue, int from, int to,
 	}
 }
 
+static struct mslot *
+role_slot(struct master *m, int role)
+{
+	int i;
+
+	for (i = 0; i < SB_MAXSLOTS; i++)
+		if (m->slots[i].used && m->slots[i].role == role &&
+		    !m->slots[i].draining)
+			return &m->slots[i];
+	return NULL;
+}
+
+/*
+ * The control, beat and http children read the configuration once, at
+ * fork.  Each restarts when what it uses changed: everything for a
+ * change of the settings all processes share; the schedule for beat;
+ * its own section and the queue set for http.  The control child reads
+ * the pools from the scoreboard, so a queue change leaves its pid.  A
+ * beat or http section added by a reload starts its child, one removed
+ * stops it.
+ */
+static void
+reload_roles(struct master *m, const struct config *old,
+    const struct config *new, const struct reload_plan *plan,
+    int queues_changed, int64_t now)
+{
+	static const int roles[] = {
+		SB_ROLE_CONTROL, SB_ROLE_BEAT, SB_ROLE_HTTP
+	};
+	struct mslot	*c;
+	size_t		 i;
+	int		 want, restart;
+
+	for (i = 0; i < sizeof(roles) / sizeof(*roles); i++) {
+		switch (roles[i]) {
+		case SB_ROLE_BEAT:
+			want = (m->opts->roles & MASTER_ROLE_BEAT) &&
+			    new->nbeat > 0;
+			restart = reload_beat_differs(old, new);
+			break;
+		case SB_ROLE_HTTP:
+			want = (m->opts->roles & MASTER_ROLE_HTTP) &&
+			    (new->http.listen || new->http.monitor);
+			restart = reload_http_differs(old, new) ||
+			    queues_changed;
+			break;
+		default:
+			want = (m->opts->roles & MASTER_ROLE_CONTROL) != 0;
+			restart = 0;
+			break;
+		}
+		restart |= plan->global_changed;
+		c = role_slot(m, roles[i]);
+		if (c == NULL) {
+			if (want)
+				slot_alloc(m, roles[i], NULL, 0);
+			continue;
+		}
+		if (!want) {
+			c->draining = 1;
+			m->sb->slots[c - m->slots].configured = 0;
+			slot_stop(m, c, now);
+		} else if (restart && c->pid > 0) {
+			c->restart = 1;
+			slot_stop(m, c, now);
+		}
+	}
+}
+
 /*
  * SIGHUP: parse into a fresh tree; on any error keep running unchanged.
  * Otherwise apply the difference queue by queue, so unchanged pools keep
@@ -619,23 +693,7 @@ reload(struct master *m, int64_t now)
 		    it->name, reload_action_name(it->action),
 		    it->old_concurrency, it->new_concurrency);
 	}
-	/*
-	 * The other children read the configuration once, at fork.  All
-	 * follow a change of the settings every process uses; the http
-	 * child, which lists and routes to queues, also follows a change
-	 * of the queue set.  The control child reads the pools from the
-	 * scoreboard, so it keeps its pid.
-	 */
-	for (k = 0; k < SB_MAXSLOTS; k++) {
-		struct mslot *c = &m->slots[k];
-		if (!c->used || c->role == SB_ROLE_WORKER || c->pid <= 0)
-			continue;
-		if (plan.global_changed ||
-		    (queues_changed && c->role == SB_ROLE_HTTP)) {
-			c->restart = 1;
-			slot_stop(m, c, now);
-		}
-	}
+	reload_roles(m, old, new, &plan, queues_changed, now);
 	reload_plan_free(&plan);
 	/* Remote-control overrides last until the next reload. */
 	memset(m->sb->limits, 0, sizeof(m->sb->limits));

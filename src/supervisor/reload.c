@@ -143,3 +143,40 @@ reload_action_name(enum reload_action a)
 	}
 	return "?";
 }
+
+/* Does the beat schedule differ (the beat child must restart)? */
+int
+reload_beat_differs(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	if (a->nbeat != b->nbeat)
+		return 1;
+	for (i = 0; i < a->nbeat; i++) {
+		const struct cfg_beat_entry *x = &a->beat[i], *y = &b->beat[i];
+		if (str_differs(x->name, y->name) ||
+		    str_differs(x->task, y->task) || x->kind != y->kind ||
+		    x->every_ms != y->every_ms ||
+		    str_differs(x->cron, y->cron) ||
+		    str_differs(x->timezone, y->timezone) ||
+		    str_differs(x->args_json, y->args_json) ||
+		    str_differs(x->kwargs_json, y->kwargs_json) ||
+		    str_differs(x->queue, y->queue) ||
+		    x->skip_missed != y->skip_missed)
+			return 1;
+	}
+	return 0;
+}
+
+/* Do the http child's settings differ? */
+int
+reload_http_differs(const struct config *a, const struct config *b)
+{
+	return str_differs(a->http.listen, b->http.listen) ||
+	    str_differs(a->http.monitor, b->http.monitor) ||
+	    str_differs(a->http.token_file, b->http.token_file) ||
+	    a->http.rate_limit != b->http.rate_limit ||
+	    a->http.max_body != b->http.max_body ||
+	    str_differs(a->state_dir, b->state_dir) ||
+	    str_differs(a->reports_dir, b->reports_dir);
+}

@@ -38,6 +38,10 @@ int	reload_queue_differs(const struct cfg_queue *, const struct cfg_queue *);
 /* Do settings every worker depends on (broker, tasks, ...) differ? */
 int	reload_global_differs(const struct config *, const struct config *);
 
+/* The beat schedule, and the http child's settings. */
+int	reload_beat_differs(const struct config *, const struct config *);
+int	reload_http_differs(const struct config *, const struct config *);
+
 const char *reload_action_name(enum reload_action);
 
 #endif
