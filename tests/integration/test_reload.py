@@ -226,3 +226,38 @@ def test_restart_drain_past_shutdown_timeout_requeues(celeriacd, celery_app,
     after = slots(d)
     assert after["celery#0"] == before["celery#0"]
     assert after["documents#0"] != before["documents#0"]
+
+
+def beat_pid(d):
+    for p in d.children():
+        if proc_cmdline(p).startswith("celeriacd: beat"):
+            return p
+    return None
+
+
+def test_reload_starts_changes_and_stops_beat(daemon, r):
+    """A beat section added by a reload starts the beat child, a changed
+    schedule restarts it, a removed one stops it; workers keep their pids."""
+    before = settled(daemon, 6)
+    assert beat_pid(daemon) is None
+    write_config(daemon, {"beat": {"tick": {"task": "celeriac.noop",
+                                            "every": "1s"}}})
+    reload_and_wait(daemon)
+    first = poll(lambda: beat_pid(daemon), 5, what="a beat child")
+    poll(lambda: r.hlen("celeriac.beat.last") == 1, 5,
+         what="a first beat fire")
+    write_config(daemon, {"beat": {"tick": {"task": "celeriac.noop",
+                                            "every": "2s"}}})
+    reload_and_wait(daemon)
+    second = poll(lambda: (beat_pid(daemon) or first) != first and
+                  beat_pid(daemon), 5, what="a new beat child")
+    assert second != first
+    write_config(daemon, {"beat": None})
+    cfg = dict(daemon.config)
+    cfg.pop("beat", None)
+    daemon.cfg.write_text(to_yaml(cfg) + "\n")
+    daemon.config = cfg
+    reload_and_wait(daemon)
+    poll(lambda: beat_pid(daemon) is None, 5, what="the beat child gone")
+    after = slots(daemon)
+    assert after == before, "workers and control keep their pids"
