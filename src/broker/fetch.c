@@ -72,6 +72,35 @@ fetch_load_script(struct fetcher *f)
  * one round trip; read their replies first.  *prefix_ok tells whether
  * they all succeeded.
  */
+static int
+fetch_take(redisReply *r, int from_first, struct fetcher *f, char **msg,
+    size_t *len, char **from)
+{
+	redisReply *m = from_first ? r : r->element[1];
+
+	if ((*msg = malloc(m->len + 1)) == NULL)
+		return -1;
+	memcpy(*msg, m->str, m->len);
+	(*msg)[m->len] = '\0';
+	*len = m->len;
+	if (from)
+		*from = from_first ? strdup(f->lists[0]) :
+		    strndup(r->element[0]->str, r->element[0]->len);
+	return 1;
+}
+
+/*
+ * Send the fetch after `nprefix` commands the caller already appended (a
+ * result and its acknowledgement), so that both travel in one round
+ * trip; read their replies first.  *prefix_ok tells whether they all
+ * succeeded.
+ *
+ * Most traffic has the default priority, which lands in the first
+ * bucket: a native RPOPLPUSH from it costs Redis less than the script,
+ * so it is tried first, and the script (all buckets in kombu's order,
+ * the first one included) only when the first bucket was empty -- then
+ * directly until the script finds the first bucket busy again.
+ */
 int
 fetch_try_after(struct fetcher *f, int nprefix, int *prefix_ok, char **msg,
     size_t *len, char **from)
@@ -80,13 +109,21 @@ fetch_try_after(struct fetcher *f, int nprefix, int *prefix_ok, char **msg,
 	char		 nkeys[8];
 	redisReply	*r;
 	void		*vr;
-	int		 argc = 0, i, retried = 0;
+	int		 argc = 0, i, retried = 0, rc;
 
 	*msg = NULL;
 	if (from)
 		*from = NULL;
 	if (prefix_ok)
 		*prefix_ok = 1;
+	if (!f->skip_first) {
+		argv[0] = "RPOPLPUSH";
+		argv[1] = f->lists[0];
+		argv[2] = f->processing;
+		if (redisAppendCommandArgv(f->cmd, 3, argv, NULL) != REDIS_OK)
+			return -1;
+		goto replies;
+	}
 again:
 	if (f->sha[0] == '\0' && nprefix == 0 && fetch_load_script(f) == -1)
 		return -1;
@@ -100,6 +137,7 @@ again:
 	argv[argc++] = f->processing;
 	if (redisAppendCommandArgv(f->cmd, argc, argv, NULL) != REDIS_OK)
 		return -1;
+replies:
 	if (nprefix > 0) {
 		if (redis_read_replies(f->cmd, nprefix, NULL) == -1 &&
 		    prefix_ok)
@@ -113,6 +151,22 @@ again:
 		return -1;
 	}
 	r = vr;
+	if (!f->skip_first) {
+		/* The native move's answer: a message or nil. */
+		if (r->type == REDIS_REPLY_STRING) {
+			rc = fetch_take(r, 1, f, msg, len, from);
+			freeReplyObject(r);
+			return rc;
+		}
+		rc = r->type == REDIS_REPLY_ERROR ? -1 : 0;
+		if (rc == -1)
+			log_warnx("fetch: %s", r->str);
+		freeReplyObject(r);
+		if (rc == -1)
+			return -1;
+		f->skip_first = 1;
+		goto again;
+	}
 	if (r->type == REDIS_REPLY_ERROR) {
 		/* A restarted or flushed server forgot the script. */
 		int noscript = strncmp(r->str, "NOSCRIPT", 8) == 0;
@@ -130,18 +184,13 @@ again:
 		freeReplyObject(r);
 		return 0;
 	}
-	*msg = malloc(r->element[1]->len + 1);
-	if (*msg == NULL) {
-		freeReplyObject(r);
-		return -1;
-	}
-	memcpy(*msg, r->element[1]->str, r->element[1]->len);
-	(*msg)[r->element[1]->len] = '\0';
-	*len = r->element[1]->len;
-	if (from)
-		*from = strndup(r->element[0]->str, r->element[0]->len);
+	/* Traffic in the first bucket again: back to the native move. */
+	if (r->element[0]->len == strlen(f->lists[0]) &&
+	    memcmp(r->element[0]->str, f->lists[0], r->element[0]->len) == 0)
+		f->skip_first = 0;
+	rc = fetch_take(r, 0, f, msg, len, from);
 	freeReplyObject(r);
-	return 1;
+	return rc;
 }
 
 int

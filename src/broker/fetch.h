@@ -29,6 +29,7 @@ struct fetcher {
 	char			*processing;
 	char			 sha[41];
 	int			 notify;	/* notifications are on */
+	int			 skip_first;	/* bucket 0 was empty last time */
 	/* Messages on other subscribed channels (control) go here. */
 	const char		*extra_channels[4];
 	int			 nextra;

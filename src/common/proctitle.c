@@ -16,6 +16,7 @@
 extern char **environ;
 
 static char	*title_start;
+static int	 comm_set;	/* reset in each new child */
 static size_t	 title_len;
 /* Global so no compiler drops the store: the copy must stay reachable. */
 char		**proctitle_environ;
@@ -54,6 +55,12 @@ proctitle_init(int argc, char **argv)
 }
 
 void
+proctitle_new_process(void)
+{
+	comm_set = 0;
+}
+
+void
 proctitle_set(const char *fmt, ...)
 {
 	char	 buf[256];
@@ -64,14 +71,16 @@ proctitle_set(const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	{
-		/* comm holds 15 bytes; skip the system call when unchanged. */
-		static char last[16];
+		/* comm names the process (top, pgrep -x): set it once per
+		 * role, not on every state change. */
 		const char *comm = buf + (strncmp(buf, "celeriacd: ", 11) == 0 ?
 		    11 : 0);
-		if (strncmp(last, comm, 15) != 0) {
-			memcpy(last, comm, 15);
-			last[15] = '\0';
-			prctl(PR_SET_NAME, last);
+		if (!comm_set) {
+			char name[16];
+			comm_set = 1;
+			memcpy(name, comm, 15);
+			name[15] = '\0';
+			prctl(PR_SET_NAME, name);
 		}
 	}
 	if (title_start == NULL || title_len < 2)

@@ -15,6 +15,7 @@
 
 #include "common/celeriac.h"
 #include "common/log.h"
+#include "common/proctitle.h"
 #include "common/util.h"
 #include "supervisor/child.h"
 #include "supervisor/limits.h"
@@ -58,6 +59,7 @@ child_fork(struct mslot *s, int i, struct scoreboard *sb,
 	if (getppid() != master)
 		_exit(EXIT_CLEAN);
 	sig_reset_child();
+	proctitle_new_process();
 	close(close_fd);
 	slot->pid = getpid();
 	if (child_detach_stderr) {

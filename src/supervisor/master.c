@@ -819,7 +819,7 @@ master_run(struct config *cfg, const struct master_opts *o)
 		fatal("pipe");
 	if (sig_init() == -1)
 		fatal("signals");
-	proctitle_set("celeriacd: master starting -c %s", cfg->path);
+	proctitle_set("celeriacd: master -c %s (starting)", cfg->path);
 	slots_from_config(&m);
 	log_notice("celeriacd %s starting: %d queues, environment %s",
 	    PACKAGE_VERSION, (int)cfg->nqueues,

@@ -48,10 +48,16 @@ policy_next_spawn(struct mslot *s, enum child_exit_kind kind, int64_t now)
 	case CHILD_EXIT_CRASH:
 		break;
 	}
-	/* Death before ready counts as a crash even with a clean code. */
+	/*
+	 * Death before ready counts as a crash even with a clean code.  A
+	 * worker that was ready and crashes once (one bad task, the OOM
+	 * killer) is replaced at once; from its second crash in a row the
+	 * back-off grows from 1 s, so a crash loop never forks in a storm.
+	 */
 	if (kind == CHILD_EXIT_CRASH || s->ready_ms == 0) {
 		s->crashes++;
-		now += policy_backoff_ms(s->crashes);
+		if (s->crashes > 1 || s->ready_ms == 0)
+			now += policy_backoff_ms(s->crashes - (s->ready_ms != 0));
 	}
 	if (now < s->spawned_ms + SPAWN_MIN_INTERVAL_MS)
 		now = s->spawned_ms + SPAWN_MIN_INTERVAL_MS;

@@ -290,19 +290,38 @@ fetch_next(struct worker *w, char **raw, size_t *len, char **from)
 		return fetch_try(&w->fetch, raw, len, from);
 	}
 	if (w->pend_meta) {
-		snprintf(key, sizeof(key), RESULT_KEY_PREFIX "%s", w->pend_id);
+		/* Argument vectors with known lengths: hiredis then copies
+		 * instead of parsing a format string per command. */
+		const char	*multi[] = { "MULTI" }, *exec[] = { "EXEC" };
+		const char	*set[4], *pub[3], *del[2];
+		size_t		 setl[4], publ[3], dell[2];
+		size_t		 ml = strlen(w->pend_meta);
+		int		 k;
+
+		k = snprintf(key, sizeof(key), RESULT_KEY_PREFIX "%s",
+		    w->pend_id);
 		snprintf(ttl, sizeof(ttl), "%lld", (long long)w->result_ttl_s);
-		redisAppendCommand(w->broker, "MULTI");
-		if (w->result_ttl_s > 0)
-			redisAppendCommand(w->broker, "SETEX %s %s %s", key,
-			    ttl, w->pend_meta);
-		else
-			redisAppendCommand(w->broker, "SET %s %s", key,
-			    w->pend_meta);
-		redisAppendCommand(w->broker, "PUBLISH %s %s", key,
-		    w->pend_meta);
-		redisAppendCommand(w->broker, "DEL %s", w->processing);
-		redisAppendCommand(w->broker, "EXEC");
+		redisAppendCommandArgv(w->broker, 1, multi, NULL);
+		if (w->result_ttl_s > 0) {
+			set[0] = "SETEX"; setl[0] = 5;
+			set[1] = key; setl[1] = k;
+			set[2] = ttl; setl[2] = strlen(ttl);
+			set[3] = w->pend_meta; setl[3] = ml;
+			redisAppendCommandArgv(w->broker, 4, set, setl);
+		} else {
+			set[0] = "SET"; setl[0] = 3;
+			set[1] = key; setl[1] = k;
+			set[2] = w->pend_meta; setl[2] = ml;
+			redisAppendCommandArgv(w->broker, 3, set, setl);
+		}
+		pub[0] = "PUBLISH"; publ[0] = 7;
+		pub[1] = key; publ[1] = k;
+		pub[2] = w->pend_meta; publ[2] = ml;
+		redisAppendCommandArgv(w->broker, 3, pub, publ);
+		del[0] = "DEL"; dell[0] = 3;
+		del[1] = w->processing; dell[1] = strlen(w->processing);
+		redisAppendCommandArgv(w->broker, 2, del, dell);
+		redisAppendCommandArgv(w->broker, 1, exec, NULL);
 		n = 5;
 	} else {
 		redisAppendCommand(w->broker, "DEL %s", w->processing);
@@ -760,7 +779,8 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 	t0 = mono_us();
 	rc = exec_run(&t, &ctx);
 	secs = (mono_us() - t0) / 1e6;
-	soft_timer(0);
+	if (soft_ms > 0)
+		soft_timer(0);
 
 	if (rc == 0) {
 		meta = (m.ignore_result || t.ignore_result) ? NULL :

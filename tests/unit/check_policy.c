@@ -63,8 +63,15 @@ START_TEST(test_next_spawn_crash_loop_backs_off)
 	memset(&s, 0, sizeof(s));
 	s.spawned_ms = now - 5000;
 	s.ready_ms = now - 4000;
+	/* A ready worker's first crash: replaced at once. */
 	at = policy_next_spawn(&s, CHILD_EXIT_CRASH, now);
-	ck_assert_int_eq(at, now + 1000);
+	ck_assert_int_eq(at, now);
+	/* Its replacement, ready too, crashes at once: 1 s. */
+	s.spawned_ms = now;
+	s.ready_ms = now + 5;
+	at = policy_next_spawn(&s, CHILD_EXIT_CRASH, now + 10);
+	ck_assert_int_eq(at, now + 10 + 1000);
+	s.crashes = 1;
 	for (i = 2; i <= 8; i++) {
 		now = at + 10;		/* respawned, crashed before ready */
 		s.spawned_ms = at;
@@ -73,13 +80,14 @@ START_TEST(test_next_spawn_crash_loop_backs_off)
 		ck_assert_int_eq(at - now, policy_backoff_ms(i));
 	}
 	ck_assert_int_eq(s.crashes, 8);
-	/* Ready for a minute: crashes are forgiven. */
+	/* Ready for a minute: crashes are forgiven, the next is replaced
+	 * at once again. */
 	s.ready_ms = now;
 	now += BACKOFF_RESET_MS;
 	s.spawned_ms = now - BACKOFF_RESET_MS - 10;
 	at = policy_next_spawn(&s, CHILD_EXIT_CRASH, now);
 	ck_assert_int_eq(s.crashes, 1);
-	ck_assert_int_eq(at, now + 1000);
+	ck_assert_int_eq(at, now);
 }
 END_TEST
 
