@@ -2,6 +2,8 @@
  * events.c - Celery event publishing (see events.h).
  */
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,9 +64,70 @@ events_init(struct events *e, const struct config *cfg, int pid)
 	return events_connect(e);
 }
 
+static void *
+events_thread(void *arg)
+{
+	struct events	*e = arg;
+	json_object	*batch;
+	struct timespec	 ts;
+	double		 due;
+	int		 stop;
+
+	for (;;) {
+		pthread_mutex_lock(&e->mu);
+		while (!e->stop && !e->kick && e->batch == NULL)
+			pthread_cond_wait(&e->cv, &e->mu);
+		while (!e->stop && !e->kick && e->batch != NULL &&
+		    (due = e->batch_t0 + EVENTS_BATCH_DELAY) > now_unix()) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec = (time_t)due;
+			ts.tv_nsec = (long)((due - (double)ts.tv_sec) * 1e9);
+			pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+		}
+		batch = e->batch;
+		e->batch = NULL;
+		e->kick = 0;
+		stop = e->stop;
+		pthread_mutex_unlock(&e->mu);
+		if (batch != NULL)
+			events_send(e, NULL, batch);
+		if (stop)
+			return NULL;
+	}
+}
+
+int
+events_start_thread(struct events *e)
+{
+	sigset_t all, old;
+
+	if (e->threaded)
+		return 0;
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_cond_init(&e->cv, NULL);
+	/* The thread takes no signal: they stay the worker's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (pthread_create(&e->thr, NULL, events_thread, e) != 0) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return -1;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	e->threaded = 1;
+	return 0;
+}
+
 void
 events_close(struct events *e)
 {
+	if (e->threaded) {
+		pthread_mutex_lock(&e->mu);
+		e->stop = 1;
+		pthread_cond_signal(&e->cv);
+		pthread_mutex_unlock(&e->mu);
+		pthread_join(e->thr, NULL);
+		e->threaded = 0;
+	}
 	json_object_put(e->batch);
 	e->batch = NULL;
 	if (e->c)
@@ -164,6 +227,24 @@ events_drain(struct events *e)
 void
 events_add(struct events *e, const char *type, json_object *fields)
 {
+	json_object *ev;
+
+	if (e->threaded) {
+		ev = events_build(e, type, fields);
+		pthread_mutex_lock(&e->mu);
+		if (e->batch == NULL) {
+			e->batch = json_object_new_array();
+			e->batch_t0 = now_unix();
+			pthread_cond_signal(&e->cv);
+		}
+		json_object_array_add(e->batch, ev);
+		if (json_object_array_length(e->batch) >= EVENTS_BATCH_MAX) {
+			e->kick = 1;
+			pthread_cond_signal(&e->cv);
+		}
+		pthread_mutex_unlock(&e->mu);
+		return;
+	}
 	if (e->batch == NULL) {
 		e->batch = json_object_new_array();
 		e->batch_t0 = now_unix();
@@ -177,7 +258,18 @@ events_add(struct events *e, const char *type, json_object *fields)
 void
 events_flush(struct events *e)
 {
-	json_object *batch = e->batch;
+	json_object *batch;
+
+	if (e->threaded) {
+		pthread_mutex_lock(&e->mu);
+		if (e->batch != NULL) {
+			e->kick = 1;
+			pthread_cond_signal(&e->cv);
+		}
+		pthread_mutex_unlock(&e->mu);
+		return;
+	}
+	batch = e->batch;
 
 	if (batch == NULL)
 		return;

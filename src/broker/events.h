@@ -10,6 +10,7 @@
 #ifndef CELERIAC_EVENTS_H
 #define CELERIAC_EVENTS_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <hiredis/hiredis.h>
@@ -27,6 +28,15 @@ struct events {
 	int			 pending;	/* replies not read yet */
 	json_object		*batch;		/* task events waiting, or NULL */
 	double			 batch_t0;	/* when the first one was queued */
+
+	/* With a sender thread (events_start_thread), the batch is shared
+	 * under mu and only the thread touches the connection. */
+	int			 threaded;
+	pthread_t		 thr;
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 cv;
+	int			 kick;		/* send what is waiting now */
+	int			 stop;
 };
 
 #define EVENTS_BATCH_MAX	32	/* events per task.multi message */
@@ -58,6 +68,14 @@ json_object *events_build(struct events *, const char *type,
  */
 void	events_add(struct events *, const char *type, json_object *fields);
 void	events_flush(struct events *);
+
+/*
+ * Hand the sending to a thread of its own: events_add() then only
+ * queues (a mutex, no system call) and the thread publishes a batch
+ * when it is full or EVENTS_BATCH_DELAY old, even while a long task
+ * runs.  events_close() sends what is left and joins it.
+ */
+int	events_start_thread(struct events *);
 
 /* Read and drop replies that arrived; never blocks. */
 void	events_drain(struct events *);

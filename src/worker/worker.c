@@ -424,8 +424,12 @@ events_on(struct worker *w)
 {
 	if (w->sb == NULL || !w->sb->task_events)
 		return 0;
-	if (w->ev.node[0] == '\0')
+	if (w->ev.node[0] == '\0') {
 		events_init(&w->ev, w->cfg, w->sb->master_pid);
+		/* Sending happens beside the task, never in its way. */
+		if (events_start_thread(&w->ev) == -1)
+			log_warnx("events: no sender thread; sending inline");
+	}
 	return 1;
 }
 
@@ -496,8 +500,6 @@ event_begin(struct worker *w, const struct task_msg *m)
 	f = json_object_new_object();
 	json_object_object_add(f, "uuid", json_object_new_string(m->id));
 	events_add(&w->ev, "task-started", f);
-	/* Someone watching a long task must see it start now. */
-	events_flush(&w->ev);
 }
 
 static void
@@ -1056,6 +1058,7 @@ worker_main(const struct worker_args *a)
 		w.done++;
 		if (worker_over_limits(&w)) {
 			flush_pending(&w);
+			events_close(&w.ev);
 			worker_disconnect(&w);
 			fetch_free(&w.fetch);
 			exit(EXIT_RECYCLE);
@@ -1063,7 +1066,7 @@ worker_main(const struct worker_args *a)
 		worker_idle(&w, 0);
 	}
 	flush_pending(&w);
-	events_flush(&w.ev);
+	events_close(&w.ev);
 	sb_set_state(w.slot, SB_STOPPING);
 	worker_disconnect(&w);
 	fetch_free(&w.fetch);

@@ -396,7 +396,7 @@ class Celeriacd:
         kids = self.children()
         titled = {p for p in kids if " worker" in proc_cmdline(p)}
         others = {p for p in kids
-                  if re.search(r"\b(beat|http)\b", proc_cmdline(p))}
+                  if re.search(r"\b(beat|http|control)\b", proc_cmdline(p))}
         return titled or (kids - others)
 
     def signal(self, sig):
