@@ -307,6 +307,14 @@ reap(struct master *m)
 		struct mslot *s = &m->slots[i];
 		struct sb_slot *sl = &m->sb->slots[i];
 		reason = sl->kill_reason;
+		/*
+		 * A child that reached idle or busy was ready, even if it
+		 * died before this loop saw it so (a crash right after its
+		 * first fetch): its crash is not a start-up failure.
+		 */
+		if (s->ready_ms == 0 &&
+		    (sl->state == SB_IDLE || sl->state == SB_BUSY))
+			s->ready_ms = now;
 		sl->last_status = status;
 		sl->last_kill = reason;
 		sl->kill_reason = SB_KILL_NONE;
