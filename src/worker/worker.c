@@ -630,31 +630,22 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 		    "celeriac.errors");
 		return;
 	}
-	if (m.expires > 0 && now_unix() > m.expires) {
+	/* Expired, or revoked: REVOKED, never run (Celery's reasons). */
+	if ((m.expires > 0 && now_unix() > m.expires) ||
+	    revset_has(&w->revoked, m.id, now_unix())) {
+		int expired = m.expires > 0 && now_unix() > m.expires;
 		em = json_object_new_array();
-		json_object_array_add(em, json_object_new_string("expired"));
+		json_object_array_add(em, json_object_new_string(expired ?
+		    "expired" : "revoked"));
 		store_failure(w, &m, "REVOKED", "TaskRevokedError",
 		    "celery.exceptions", em, NULL);
 		store_record_task(w->store, STORE_REVOKED, m.id, m.task,
 		    w->queue->name, m.retries, m.args, m.kwargs, NULL,
 		    "TaskRevokedError", em);
 		json_object_put(em);
-		log_info("task %s[%s] expired", m.task, m.id);
-		event_revoked(w, m.id, 1);
-		msg_clear(&m);
-		return;
-	}
-	if (revset_has(&w->revoked, m.id, now_unix())) {
-		em = json_object_new_array();
-		json_object_array_add(em, json_object_new_string("revoked"));
-		store_failure(w, &m, "REVOKED", "TaskRevokedError",
-		    "celery.exceptions", em, NULL);
-		store_record_task(w->store, STORE_REVOKED, m.id, m.task,
-		    w->queue->name, m.retries, m.args, m.kwargs, NULL,
-		    "TaskRevokedError", em);
-		json_object_put(em);
-		log_info("task %s[%s] revoked; not run", m.task, m.id);
-		event_revoked(w, m.id, 0);
+		log_info("task %s[%s] %s; not run", m.task, m.id,
+		    expired ? "expired" : "revoked");
+		event_revoked(w, m.id, expired);
 		msg_clear(&m);
 		return;
 	}

@@ -184,7 +184,13 @@ def status(daemon):
 
 
 def test_pool_grow_and_shrink(daemon, app_dir):
-    before = [w for w in status(daemon) if w["queue"] == "celery"]
+    # The status is published once a second: wait for one that shows
+    # both celery workers running.
+    before = poll(lambda: [w for w in status(daemon)
+                           if w["queue"] == "celery" and w["pid"] > 0]
+                  if len([w for w in status(daemon)
+                          if w["queue"] == "celery" and w["pid"] > 0]) == 2
+                  else None, what="both celery workers in the status")
     assert len(before) == 2
     out = celery_cli(app_dir, "control", "pool_grow", "1", "-d",
                      "celeriac@rc-host")
