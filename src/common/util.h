@@ -28,4 +28,11 @@ int64_t	 proc_rss(int pid);
 
 const char *host_name(void);	/* cached gethostname() */
 
+/*
+ * The signals of every child of the master: handler takes SIGTERM (stop)
+ * and SIGUSR1 (reopen logs); SIGINT and SIGHUP are the master's alone,
+ * SIGPIPE is an error return.  A role adds what else it needs.
+ */
+void	 child_signals(void (*handler)(int));
+
 #endif

@@ -335,7 +335,6 @@ control_main(const struct control_args *a)
 {
 	struct worker		 w;
 	struct sb_slot		*slot = &a->sb->slots[a->slot];
-	struct sigaction	 sa;
 	int64_t			 next_hb = 0, next_rec = 0, now, next_ev;
 	double			 next_eta = 0, nx;
 	char			 err[256], buf[64];
@@ -357,14 +356,7 @@ control_main(const struct control_args *a)
 
 	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == -1)
 		exit(EXIT_CRASH);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = control_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGPIPE, &sa, NULL);
+	child_signals(control_signal);
 
 	if (redis_url_parse(a->cfg->broker, &w.broker_url, err,
 	    sizeof(err)) == -1 ||

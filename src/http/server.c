@@ -435,7 +435,6 @@ http_main(const struct http_args *a)
 	static int		 l_both = HTTP_L_API | HTTP_L_MONITOR;
 	struct sb_slot		*slot = &a->sb->slots[a->slot];
 	struct MHD_Daemon	*api = NULL, *mon = NULL;
-	struct sigaction	 sa;
 	sigset_t		 all, old;
 	struct pollfd		 pfd;
 	const char		*la, *lm;
@@ -454,14 +453,7 @@ http_main(const struct http_args *a)
 
 	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == -1)
 		exit(EXIT_CRASH);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = http_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGPIPE, &sa, NULL);
+	child_signals(http_signal);
 
 	if (http_read_token(a->cfg->http.token_file) == -1)
 		exit(EXIT_NORESPAWN);

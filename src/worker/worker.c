@@ -77,17 +77,11 @@ worker_signals(void)
 {
 	struct sigaction sa;
 
+	child_signals(worker_signal);
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = worker_signal;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = worker_signal;	/* the soft time limit */
 	sigaction(SIGALRM, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	/* The master alone reacts to ^C; workers follow its SIGTERM. */
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGPIPE, &sa, NULL);
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
 	sigaction(SIGQUIT, &sa, NULL);
