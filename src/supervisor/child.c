@@ -15,6 +15,7 @@
 
 #include "common/celeriac.h"
 #include "common/log.h"
+#include "common/module.h"
 #include "common/proctitle.h"
 #include "common/util.h"
 #include "supervisor/child.h"
@@ -106,6 +107,28 @@ child_spawn_worker(struct mslot *s, int i, struct scoreboard *sb,
 	worker_main(&a);
 }
 
+/* Linked in by programs that carry the http module's code (tests). */
+extern void http_main(const struct http_args *) __attribute__((weak));
+
+/*
+ * The http child's server lives in MODULE_HTTP, opened here after fork()
+ * so libmicrohttpd never enters the master or the other children.
+ */
+static void __attribute__((noreturn))
+http_run(const struct http_args *h)
+{
+	void	(*fn)(const struct http_args *) = http_main;
+	char	err[512];
+
+	if (fn == NULL && (fn = (void (*)(const struct http_args *))
+	    module_sym(MODULE_HTTP, "http_main", err, sizeof(err))) == NULL) {
+		log_warnx("http: %s", err);
+		_exit(EXIT_NORESPAWN);
+	}
+	fn(h);
+	_exit(EXIT_CRASH);	/* http_main() does not return */
+}
+
 pid_t
 child_spawn_role(struct mslot *s, int i, struct scoreboard *sb,
     const struct config *cfg, int notify_fd, int close_fd)
@@ -121,7 +144,7 @@ child_spawn_role(struct mslot *s, int i, struct scoreboard *sb,
 	}
 	case SB_ROLE_HTTP: {
 		struct http_args h = { cfg, sb, i, notify_fd };
-		http_main(&h);
+		http_run(&h);
 	}
 	default: {
 		struct control_args c = { cfg, sb, i, notify_fd };

@@ -109,7 +109,7 @@ check_builtins(const struct config *cfg, char *err, size_t errlen)
 	for (i = 0; i < cfg->ntasks; i++) {
 		const struct cfg_task *t = &cfg->tasks[i];
 		if (t->run_kind == CFG_RUN_BUILTIN &&
-		    task_registry_find(t->builtin) == NULL) {
+		    !task_registry_known(t->builtin)) {
 			snprintf(err, errlen, "%s:%d:%d: tasks.%s.run: unknown "
 			    "built-in task \"builtin:%s\"", cfg->path,
 			    t->run_line, t->run_col, t->name, t->builtin);

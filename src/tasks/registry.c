@@ -7,27 +7,91 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
+#include "common/module.h"
 #include "tasks/registry.h"
 
+/* Built into every program: the engine's own tasks. */
 static const struct builtin_task *const registry_tables[] = {
 	task_core_table,
-	task_reports_table,
 	task_system_table,
-	task_documents_table,
-	task_notifications_table,
 };
+
+/*
+ * The tasks of MODULE_TASKS (reports, documents, notifications), by name
+ * only, so a name can be checked (config, `registered`) without loading
+ * their libraries; tests/unit/check_config.c keeps this list equal to the
+ * module's tables.
+ */
+const char *const task_module_names[] = {
+	"documents.process",
+	"notifications.webhook",
+	"notifications.email",
+	"reports.dummy",
+	"reports.heavy",
+	NULL
+};
+
+/* Linked in by programs that carry the module's code (the CLI, tests);
+ * the daemon has no definition and opens the module instead. */
+extern const struct builtin_task *const task_module_tables[]
+    __attribute__((weak));
+
+static const struct builtin_task *
+find_in(const struct builtin_task *t, const char *name)
+{
+	for (; t->name != NULL; t++)
+		if (strcmp(t->name, name) == 0)
+			return t;
+	return NULL;
+}
+
+static int
+module_task(const char *name)
+{
+	size_t i;
+
+	for (i = 0; task_module_names[i] != NULL; i++)
+		if (strcmp(task_module_names[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+int
+task_registry_known(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(registry_tables) / sizeof(*registry_tables);
+	    i++)
+		if (find_in(registry_tables[i], name) != NULL)
+			return 1;
+	return module_task(name);
+}
 
 const struct builtin_task *
 task_registry_find(const char *name)
 {
-	const struct builtin_task	*t;
-	size_t				 i;
+	const struct builtin_task *const	*mod;
+	const struct builtin_task		*t;
+	char					 err[512];
+	size_t					 i;
 
 	for (i = 0; i < sizeof(registry_tables) / sizeof(*registry_tables);
 	    i++)
-		for (t = registry_tables[i]; t->name != NULL; t++)
-			if (strcmp(t->name, name) == 0)
-				return t;
+		if ((t = find_in(registry_tables[i], name)) != NULL)
+			return t;
+	if (!module_task(name))
+		return NULL;
+	if ((mod = task_module_tables) == NULL &&
+	    (mod = module_sym(MODULE_TASKS, "task_module_tables", err,
+	    sizeof(err))) == NULL) {
+		log_warnx("task %s: %s", name, err);
+		return NULL;
+	}
+	for (; *mod != NULL; mod++)
+		if ((t = find_in(*mod, name)) != NULL)
+			return t;
 	return NULL;
 }
 

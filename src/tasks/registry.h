@@ -24,8 +24,15 @@ struct builtin_task {
 	const char		*doc;
 };
 
+/*
+ * The task called name; a task of MODULE_TASKS loads that module first
+ * (NULL, logged, if it cannot be loaded).
+ */
 const struct builtin_task *task_registry_find(const char *name);
-/* The i-th entry, NULL past the end (for `registered` listings). */
+/* Whether name is a built-in task, without loading anything. */
+int	task_registry_known(const char *name);
+/* The i-th task built into every program (celeriac.*), NULL past the
+ * end (for `registered` listings). */
 const struct builtin_task *task_registry_at(size_t i);
 
 /*
@@ -38,9 +45,13 @@ int	task_bind(const struct builtin_task *, struct task_ctx *, char *err,
 
 /* Entry tables of each file of built-ins. */
 extern const struct builtin_task task_core_table[];
-extern const struct builtin_task task_reports_table[];
 extern const struct builtin_task task_system_table[];
+/* In MODULE_TASKS: */
+extern const struct builtin_task task_reports_table[];
 extern const struct builtin_task task_documents_table[];
 extern const struct builtin_task task_notifications_table[];
+/* Its tables, NULL-terminated (module_tasks.c), and their names. */
+extern const struct builtin_task *const task_module_tables[];
+extern const char *const task_module_names[];
 
 #endif

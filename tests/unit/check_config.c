@@ -18,6 +18,7 @@
 #include <check.h>
 
 #include "common/config.h"
+#include "tasks/registry.h"
 
 #ifndef TEST_DATA_DIR
 #define TEST_DATA_DIR	"tests/unit/data"
@@ -1083,6 +1084,37 @@ START_TEST(test_size)
 }
 END_TEST
 
+/*
+ * The registry names the module's tasks without loading it (config
+ * checks, `registered`): that list and the module's tables must agree.
+ */
+START_TEST(test_module_task_names)
+{
+	const struct builtin_task *const	*tab;
+	const struct builtin_task		*t;
+	size_t					 i, n = 0;
+	int					 found;
+
+	for (tab = task_module_tables; *tab != NULL; tab++)
+		for (t = *tab; t->name != NULL; t++) {
+			n++;
+			found = 0;
+			for (i = 0; task_module_names[i] != NULL; i++)
+				found |= strcmp(task_module_names[i],
+				    t->name) == 0;
+			ck_assert_msg(found, "%s is missing from "
+			    "task_module_names", t->name);
+			ck_assert(task_registry_known(t->name));
+			ck_assert_ptr_eq(task_registry_find(t->name), t);
+		}
+	for (i = 0; task_module_names[i] != NULL; i++)
+		;
+	ck_assert_uint_eq(i, n);
+	ck_assert(task_registry_known("celeriac.echo"));
+	ck_assert(!task_registry_known("reports.nonexistent"));
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -1129,6 +1161,10 @@ config_suite(void)
 	tc = tcase_create("units");
 	tcase_add_test(tc, test_duration);
 	tcase_add_test(tc, test_size);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("registry");
+	tcase_add_test(tc, test_module_task_names);
 	suite_add_tcase(s, tc);
 	return s;
 }
