@@ -158,6 +158,16 @@ def parse_date_done(s):
     return d.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
+def process_age(pid):
+    """Seconds since process pid started, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        # Fields after the command name; starttime is field 22.
+        start = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return uptime - start / os.sysconf("SC_CLK_TCK")
+
+
 def poll(fn, timeout, interval=0.005, what="condition"):
     deadline = time.monotonic() + timeout
     while True:

@@ -277,6 +277,15 @@ rc=$?
 echo "  $out"
 check "celeriac send celeriac.echo --args '[1]' --wait" test "$rc" = 0
 
+# A worker loads mod_tasks.so from the package's library directory.
+step "celeriac send reports.generate_dummy_report --wait"
+out=$(timeout 60 celeriac send reports.generate_dummy_report --args '[7]' \
+	--wait --timeout 30 2>&1)
+rc=$?
+echo "  $out"
+check "a task of mod_tasks.so succeeds" \
+	sh -c 'test "$1" = 0 && printf "%s" "$2" | grep -q report_id' _ "$rc" "$out"
+
 step "the http child's /metrics, for the Grafana dashboard"
 metrics() { curl -fsS --max-time 5 "http://127.0.0.1:$HTTP_PORT/metrics"; }
 check "GET /metrics answers" poll 20 metrics
