@@ -26,4 +26,10 @@ const char	*store_pg_error(PGconn *, const PGresult *, char *buf,
 int		 store_pg_exec(PGconn *, const char *sql, char *err,
 		    size_t errlen);
 
+/*
+ * Open libpq now (pqlazy.c; the daemon only: weak, NULL in programs that
+ * link libpq).  0, or -1 logged.
+ */
+int		 pq_preload(void) __attribute__((weak));
+
 #endif

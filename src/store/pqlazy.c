@@ -13,11 +13,13 @@
  */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdio.h>
 
 #include <libpq-fe.h>
 
 #include "common/celeriac.h"
 #include "common/log.h"
+#include "store/pg.h"
 
 #define LIBPQ_SONAME	"libpq.so.5"
 
@@ -35,25 +37,57 @@
 static struct {
 	PQ_FUNCTIONS(PQ_POINTER)
 } pq;
-static pthread_once_t pq_once = PTHREAD_ONCE_INIT;
+static pthread_once_t	pq_once = PTHREAD_ONCE_INIT;
+static int		pq_loaded;
+static char		pq_err[512];
 
 static void
 pq_load(void)
 {
 	void *h;
 
-	/* The package depends on libpq5: a failure here is a broken
-	 * installation, not a state to run on. */
-	if ((h = dlopen(LIBPQ_SONAME, RTLD_NOW | RTLD_LOCAL)) == NULL)
-		fatal("cannot load %s: %s", LIBPQ_SONAME, dlerror());
+	if ((h = dlopen(LIBPQ_SONAME, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		snprintf(pq_err, sizeof(pq_err), "cannot load %s: %s",
+		    LIBPQ_SONAME, dlerror());
+		return;
+	}
 #define PQ_RESOLVE(f)							\
-	if ((*(void **)&pq.f = dlsym(h, #f)) == NULL)			\
-		fatal("%s: no symbol %s", LIBPQ_SONAME, #f);
+	if ((*(void **)&pq.f = dlsym(h, #f)) == NULL) {			\
+		snprintf(pq_err, sizeof(pq_err), "%s: no symbol %s",	\
+		    LIBPQ_SONAME, #f);					\
+		return;							\
+	}
 	PQ_FUNCTIONS(PQ_RESOLVE)
 #undef PQ_RESOLVE
+	pq_loaded = 1;
 }
 
-#define PQ()	(pthread_once(&pq_once, pq_load), &pq)
+/*
+ * Called by the master when a database is configured, before it forks:
+ * every child then shares one relocated copy of libpq and its libraries
+ * instead of each making its own.  Returns -1 (logged) when libpq cannot
+ * be loaded; the children that need it then stop with that message.
+ */
+int
+pq_preload(void)
+{
+	pthread_once(&pq_once, pq_load);
+	if (!pq_loaded)
+		log_warnx("%s", pq_err);
+	return pq_loaded ? 0 : -1;
+}
+
+/* The package depends on libpq5: a failure here is a broken
+ * installation, not a state to run on. */
+static inline void
+pq_need(void)
+{
+	pthread_once(&pq_once, pq_load);
+	if (!pq_loaded)
+		fatal("%s", pq_err);
+}
+
+#define PQ()	(pq_need(), &pq)
 #define HIDDEN	__attribute__((visibility("hidden")))
 
 HIDDEN void
