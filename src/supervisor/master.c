@@ -601,15 +601,16 @@ role_slot(struct master *m, int role)
  * The control, beat and http children read the configuration once, at
  * fork.  Each restarts when what it uses changed: everything for a
  * change of the settings all processes share; the schedule for beat;
- * its own section and the queue set for http.  The control child reads
- * the pools from the scoreboard, so a queue change leaves its pid.  A
- * beat or http section added by a reload starts its child, one removed
- * stops it.
+ * its own section and the queues for http; the set of queue names for
+ * control (its `active_queues` answer).  The control child reads the
+ * pools from the scoreboard, so a resized or restarted queue leaves its
+ * pid.  A beat or http section added by a reload starts its child, one
+ * removed stops it.
  */
 static void
 reload_roles(struct master *m, const struct config *old,
     const struct config *new, const struct reload_plan *plan,
-    int queues_changed, int64_t now)
+    int queues_changed, int queue_set_changed, int64_t now)
 {
 	static const int roles[] = {
 		SB_ROLE_CONTROL, SB_ROLE_BEAT, SB_ROLE_HTTP
@@ -633,7 +634,7 @@ reload_roles(struct master *m, const struct config *old,
 			break;
 		default:
 			want = (m->opts->roles & MASTER_ROLE_CONTROL) != 0;
-			restart = 0;
+			restart = queue_set_changed;
 			break;
 		}
 		restart |= plan->global_changed;
@@ -668,7 +669,7 @@ reload(struct master *m, int64_t now)
 	char			 err[CFG_ERRLEN];
 	size_t			 i;
 	int			 k, kept = 0, changed = 0;
-	int			 queues_changed = 0;
+	int			 queues_changed = 0, queue_set_changed = 0;
 
 	log_notice("SIGHUP: reloading %s", m->opts->config_path);
 	notify_systemd("RELOADING=1");
@@ -709,12 +710,12 @@ reload(struct master *m, int64_t now)
 			    it->old_concurrency, NULL, 0, now);
 			break;
 		case RELOAD_REMOVE:
-			queues_changed = 1;
+			queues_changed = queue_set_changed = 1;
 			slot_retarget(m, it->name, 0, it->old_concurrency,
 			    NULL, 0, now);
 			break;
 		case RELOAD_ADD:
-			queues_changed = 1;
+			queues_changed = queue_set_changed = 1;
 			for (k = 0; k < it->new_concurrency; k++)
 				slot_alloc(m, SB_ROLE_WORKER, nq, k);
 			break;
@@ -724,7 +725,8 @@ reload(struct master *m, int64_t now)
 		    it->name, reload_action_name(it->action),
 		    it->old_concurrency, it->new_concurrency);
 	}
-	reload_roles(m, old, new, &plan, queues_changed, now);
+	reload_roles(m, old, new, &plan, queues_changed, queue_set_changed,
+	    now);
 	reload_plan_free(&plan);
 	/* Remote-control overrides last until the next reload. */
 	memset(m->sb->limits, 0, sizeof(m->sb->limits));

@@ -148,11 +148,19 @@ def test_removed_queue_drains(daemon, celery_app, r):
     # The running task finishes normally; then the pool is gone.
     assert res.get(timeout=10) == 1.5
     assert res.status == "SUCCESS"
-    after = poll(lambda: len(s := slots(d)) == 4 and s, 5,
-                 what="the documents workers to exit")
+    after = poll(lambda: len(s := slots(d)) == 4 and
+                 s.get("control", before["control"]) != before["control"]
+                 and s, 5,
+                 what="the documents workers to exit, control replaced")
     assert not any(k.startswith("documents#") for k in after)
     for k, pid in after.items():
-        assert before[k] == pid
+        if k != "control":
+            assert before[k] == pid, k
+    # The new control child answers for the queues there are now.
+    aq = poll(lambda: celery_app.control.inspect(timeout=1).active_queues(),
+              10, what="an active_queues reply")
+    assert {q["name"] for qs in aq.values() for q in qs} == {
+        "celery", "reports"}
     assert re.search(r"reload: queue documents removed", d.log_text())
     # Nothing consumes documents any more.
     late = celery_app.send_task("celeriac.noop", queue="documents")
