@@ -147,9 +147,10 @@ int	events_envelope(struct evbuf *b, const char *node,
 
 /*
  * Hand the sending to a thread of its own: events_end() then only
- * queues (a mutex, no system call) and the thread publishes a batch
- * when it is full or EVENTS_BATCH_DELAY old, even while a long task
- * runs.  events_close() sends what is left and joins it.
+ * queues (a mutex, and a wake-up when the thread idles or a batch is
+ * full; never I/O) and the thread publishes a batch when it is full or
+ * EVENTS_BATCH_DELAY old, even while a long task runs.  events_close()
+ * sends what is left and joins it.
  */
 int	events_start_thread(struct events *);
 

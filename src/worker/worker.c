@@ -443,6 +443,7 @@ event_exception(struct worker *w, const char *type, const char *id,
 	events_end(&w->ev, type);
 }
 
+/* The same from what the task raised: its first argument is the message. */
 static void
 event_failed(struct worker *w, const char *type, const char *id,
     const struct task_ctx *ctx)
