@@ -32,22 +32,19 @@ b64_value(unsigned char c)
 	return -1;
 }
 
-char *
-msg_base64_encode(const unsigned char *in, size_t len)
+/*
+ * Encode len bytes of in into out, which has room for
+ * MSG_BASE64_LEN(len) bytes; no NUL is written.  Returns the length.
+ * For callers that place the text inside a larger buffer (an envelope)
+ * and would otherwise allocate and copy it.
+ */
+size_t
+msg_base64_encode_buf(char *out, const unsigned char *in, size_t len)
 {
-	char		*out, *p;
-	size_t		 i, olen;
+	char		*p = out;
+	size_t		 i;
 	uint32_t	 v;
 
-	if (in == NULL && len != 0)
-		return NULL;
-	/* Overflow guard: 4 * ceil(len / 3) + 1 must fit in a size_t. */
-	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
-		return NULL;
-	olen = (len + 2) / 3 * 4;
-	if ((out = malloc(olen + 1)) == NULL)
-		return NULL;
-	p = out;
 	for (i = 0; i + 3 <= len; i += 3) {
 		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
 		*p++ = b64_alphabet[v >> 18 & 0x3f];
@@ -68,7 +65,24 @@ msg_base64_encode(const unsigned char *in, size_t len)
 		*p++ = b64_alphabet[v >> 6 & 0x3f];
 		*p++ = '=';
 	}
-	*p = '\0';
+	return (size_t)(p - out);
+}
+
+char *
+msg_base64_encode(const unsigned char *in, size_t len)
+{
+	char	*out;
+	size_t	 olen;
+
+	if (in == NULL && len != 0)
+		return NULL;
+	/* Overflow guard: 4 * ceil(len / 3) + 1 must fit in a size_t. */
+	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
+		return NULL;
+	olen = MSG_BASE64_LEN(len);
+	if ((out = malloc(olen + 1)) == NULL)
+		return NULL;
+	out[msg_base64_encode_buf(out, in, len)] = '\0';
 	return out;
 }
 

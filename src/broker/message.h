@@ -134,6 +134,9 @@ char		*msg_pyrepr(json_object *);
 
 /* Base64 (standard alphabet, padded).  Caller frees; NULL on bad input. */
 char		*msg_base64_encode(const unsigned char *, size_t);
+/* Into a buffer of MSG_BASE64_LEN(len) bytes, no NUL; returns the length. */
+#define MSG_BASE64_LEN(len)	(((len) + 2) / 3 * 4)
+size_t		 msg_base64_encode_buf(char *, const unsigned char *, size_t);
 unsigned char	*msg_base64_decode(const char *, size_t, size_t *outlen);
 
 /* A fresh UUID4 string into buf (37 bytes). */

@@ -427,87 +427,98 @@ events_on(struct worker *w)
 	return 1;
 }
 
+/* task-failed or task-retried: the exception's repr and the traceback. */
 static void
-event_simple(struct worker *w, const char *type, const char *id,
-    json_object *f)
+event_exception(struct worker *w, const char *type, const char *id,
+    const char *exc_type, const char *msg, const char *tb)
 {
-	if (!events_on(w)) {
-		json_object_put(f);
+	char buf[1200];
+
+	if (!events_on(w))
 		return;
-	}
-	if (f == NULL)
-		f = json_object_new_object();
-	json_object_object_add(f, "uuid", json_object_new_string(id));
-	events_add(&w->ev, type, f);
+	snprintf(buf, sizeof(buf), "%s('%s')", exc_type, msg ? msg : "");
+	events_begin(&w->ev, id);
+	events_str(&w->ev, "exception", buf);
+	events_str(&w->ev, "traceback", tb ? tb : "");
+	events_end(&w->ev, type);
 }
 
-static json_object *
-exception_fields(const struct task_ctx *ctx)
+/* The same from what the task raised: its first argument is the message. */
+static void
+event_failed(struct worker *w, const char *type, const char *id,
+    const struct task_ctx *ctx)
 {
-	json_object	*f = json_object_new_object();
-	char		 buf[1200];
-	const char	*msg = "";
+	const char *msg = "";
 
 	if (ctx->exc_message && json_object_array_length(ctx->exc_message))
 		msg = json_object_get_string(json_object_array_get_idx(
 		    ctx->exc_message, 0));
-	snprintf(buf, sizeof(buf), "%s('%s')", ctx->exc_type, msg ? msg : "");
-	json_object_object_add(f, "exception", json_object_new_string(buf));
-	json_object_object_add(f, "traceback", json_object_new_string(
-	    ctx->traceback ? ctx->traceback : ""));
-	return f;
+	event_exception(w, type, id, ctx->exc_type, msg, ctx->traceback);
 }
 
-/* task-received and task-started in one message (task.multi). */
+/* task-received and task-started, queued together (task.multi). */
 static void
 event_begin(struct worker *w, const struct task_msg *m)
 {
-	json_object	*f;
-	char		 iso[48];
+	struct events	*e = &w->ev;
+	char		 eta[48], expires[48];
 
 	if (!events_on(w))
 		return;
-	f = json_object_new_object();
-	json_object_object_add(f, "uuid", json_object_new_string(m->id));
-	json_object_object_add(f, "name", json_object_new_string(m->task));
-	json_object_object_add(f, "args", json_object_new_string(
-	    m->argsrepr ? m->argsrepr : "()"));
-	json_object_object_add(f, "kwargs", json_object_new_string(
-	    m->kwargsrepr ? m->kwargsrepr : "{}"));
-	json_object_object_add(f, "root_id", m->root_id ?
-	    json_object_new_string(m->root_id) : NULL);
-	json_object_object_add(f, "parent_id", m->parent_id ?
-	    json_object_new_string(m->parent_id) : NULL);
-	json_object_object_add(f, "retries", json_object_new_int(m->retries));
-	if (m->eta > 0) {
-		msg_format_iso8601(m->eta, iso, sizeof(iso));
-		json_object_object_add(f, "eta", json_object_new_string(iso));
-	} else
-		json_object_object_add(f, "eta", NULL);
-	if (m->expires > 0) {
-		msg_format_iso8601(m->expires, iso, sizeof(iso));
-		json_object_object_add(f, "expires",
-		    json_object_new_string(iso));
-	} else
-		json_object_object_add(f, "expires", NULL);
-	events_add(&w->ev, "task-received", f);
-	f = json_object_new_object();
-	json_object_object_add(f, "uuid", json_object_new_string(m->id));
-	events_add(&w->ev, "task-started", f);
+	if (m->eta > 0)
+		msg_format_iso8601(m->eta, eta, sizeof(eta));
+	if (m->expires > 0)
+		msg_format_iso8601(m->expires, expires, sizeof(expires));
+	events_begin(e, m->id);
+	events_str(e, "name", m->task);
+	events_str(e, "args", m->argsrepr ? m->argsrepr : "()");
+	events_str(e, "kwargs", m->kwargsrepr ? m->kwargsrepr : "{}");
+	events_str(e, "root_id", m->root_id);
+	events_str(e, "parent_id", m->parent_id);
+	events_int(e, "retries", m->retries);
+	events_str(e, "eta", m->eta > 0 ? eta : NULL);
+	events_str(e, "expires", m->expires > 0 ? expires : NULL);
+	events_end(e, "task-received");
+	events_begin(e, m->id);
+	events_end(e, "task-started");
+}
+
+static void
+event_succeeded(struct worker *w, const char *id, json_object *result,
+    int64_t run_us)
+{
+	char *repr;
+
+	if (!events_on(w))
+		return;
+	repr = msg_pyrepr(result);
+	events_begin(&w->ev, id);
+	events_str(&w->ev, "result", repr ? repr : "None");
+	events_secs(&w->ev, "runtime", run_us);
+	events_end(&w->ev, "task-succeeded");
+	free(repr);
 }
 
 static void
 event_revoked(struct worker *w, const char *id, int expired)
 {
-	json_object *f;
-
 	if (!events_on(w))
 		return;
-	f = json_object_new_object();
-	json_object_object_add(f, "terminated", json_object_new_boolean(0));
-	json_object_object_add(f, "signum", NULL);
-	json_object_object_add(f, "expired", json_object_new_boolean(expired));
-	event_simple(w, "task-revoked", id, f);
+	events_begin(&w->ev, id);
+	events_bool(&w->ev, "terminated", 0);
+	events_str(&w->ev, "signum", NULL);
+	events_bool(&w->ev, "expired", expired);
+	events_end(&w->ev, "task-revoked");
+}
+
+static void
+event_rejected(struct worker *w, const char *id)
+{
+	if (!events_on(w))
+		return;
+	events_begin(&w->ev, id);
+	events_bool(&w->ev, "requeue", 0);
+	events_end(&w->ev, "task-rejected");
 }
 
 /*
@@ -609,7 +620,7 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 	char			 err[512], id[64], task[256], *meta = NULL;
 	json_object		*em;
 	enum exec_status	 st;
-	int64_t			 soft_ms, hard_ms, t0;
+	int64_t			 soft_ms, hard_ms, t0, run_us;
 	const struct sb_task_limit *lim;
 	double			 secs;
 	int			 rc;
@@ -661,10 +672,7 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 	}
 	st = exec_resolve(w->cfg, w->queue, m.task, &t, err, sizeof(err));
 	if (st == EXEC_QUEUE_REFUSED) {
-		json_object *rf = json_object_new_object();
-		json_object_object_add(rf, "requeue",
-		    json_object_new_boolean(0));
-		event_simple(w, "task-rejected", m.id, rf);
+		event_rejected(w, m.id);
 		store_record_task(w->store, STORE_FAILED, m.id, m.task,
 		    w->queue->name, m.retries, m.args, m.kwargs, NULL,
 		    "QueueNotAllowed", NULL);
@@ -683,17 +691,8 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 		    w->queue->name, m.retries, m.args, m.kwargs, NULL,
 		    "NotRegistered", em);
 		json_object_put(em);
-		if (events_on(w)) {
-			char exc[300];
-			json_object *ff = json_object_new_object();
-			snprintf(exc, sizeof(exc), "NotRegistered('%s')",
-			    m.task);
-			json_object_object_add(ff, "exception",
-			    json_object_new_string(exc));
-			json_object_object_add(ff, "traceback",
-			    json_object_new_string(""));
-			event_simple(w, "task-failed", m.id, ff);
-		}
+		event_exception(w, "task-failed", m.id, "NotRegistered",
+		    m.task, "");
 		msg_clear(&m);
 		return;
 	}
@@ -765,7 +764,8 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 		soft_timer(soft_ms);
 	t0 = mono_us();
 	rc = exec_run(&t, &ctx);
-	secs = (mono_us() - t0) / 1e6;
+	run_us = mono_us() - t0;
+	secs = run_us / 1e6;
 	if (soft_ms > 0)
 		soft_timer(0);
 
@@ -778,7 +778,7 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 		    w->queue->name, m.retries, NULL, NULL, ctx.result, NULL,
 		    NULL);
 	} else if (wants_retry(&t, &ctx) && m.retries < t.max_retries) {
-		event_simple(w, "task-retried", m.id, exception_fields(&ctx));
+		event_failed(w, "task-retried", m.id, &ctx);
 		store_record_task(w->store, STORE_RETRYING, m.id, m.task,
 		    w->queue->name, m.retries, NULL, NULL, NULL, ctx.exc_type,
 		    ctx.exc_message);
@@ -816,21 +816,10 @@ handle(struct worker *w, char *raw, size_t len, int *keep_raw)
 		*keep_raw = 1;
 	}
 	free(meta);
-	if (events_on(w)) {
-		json_object *f;
-		if (rc == 0) {
-			char *repr = msg_pyrepr(ctx.result);
-			f = json_object_new_object();
-			json_object_object_add(f, "result",
-			    json_object_new_string(repr ? repr : "None"));
-			json_object_object_add(f, "runtime",
-			    json_object_new_double(secs));
-			free(repr);
-			event_simple(w, "task-succeeded", m.id, f);
-		} else
-			event_simple(w, "task-failed", m.id,
-			    exception_fields(&ctx));
-	}
+	if (rc == 0)
+		event_succeeded(w, m.id, ctx.result, run_us);
+	else
+		event_failed(w, "task-failed", m.id, &ctx);
 	sb_task_end(w->slot, m.task, rc == 0 ? SB_SUCCEEDED : SB_FAILED, secs);
 	task_ctx_clear(&ctx);
 	msg_clear(&m);

@@ -2,6 +2,7 @@
 and the event stream Flower and `celery events` read (issue 6)."""
 
 import base64
+import datetime
 import json
 import os
 import subprocess
@@ -221,8 +222,9 @@ def test_time_limit_override(daemon, celery_app):
     assert time.monotonic() - t0 < 4
 
 
-def test_events_reach_a_celery_receiver(daemon, celery_app):
-    seen = []
+def start_receiver(celery_app, seen, timeout=8):
+    """A Celery event Receiver appending every event to seen, in a
+    thread, for up to timeout seconds of silence."""
     ready = threading.Event()
 
     def capture():
@@ -231,13 +233,18 @@ def test_events_reach_a_celery_receiver(daemon, celery_app):
                 "*": seen.append})
             ready.set()
             try:
-                recv.capture(limit=None, timeout=8, wakeup=False)
+                recv.capture(limit=None, timeout=timeout, wakeup=False)
             except Exception:
                 pass
     t = threading.Thread(target=capture, daemon=True)
     t.start()
     ready.wait(5)
     time.sleep(0.5)     # the receiver's PSUBSCRIBE must be in place
+
+
+def test_events_reach_a_celery_receiver(daemon, celery_app):
+    seen = []
+    start_receiver(celery_app, seen)
     assert celery_app.control.enable_events(reply=True) == [
         {"celeriac@rc-host": {"ok": "task events enabled"}}]
     res = celery_app.send_task("celeriac.echo", args=[7], kwargs={"k": "v"},
@@ -262,6 +269,63 @@ def test_events_reach_a_celery_receiver(daemon, celery_app):
     assert hb["hostname"] == "celeriac@rc-host" and hb["freq"] == 2.0
     assert hb["sw_ident"] == "celeriac"
     celery_app.control.disable_events()
+
+
+AWKWARD = ['say "hi"', "C:\\dir\\", "line\nnext\ttab", "\x01\x1f",
+           "caf\u00e9 \u4e2d \U0001f600"]
+
+
+def test_task_events_keep_awkward_strings(celeriacd, celery_app):
+    """Task events are written by hand: quotes, backslashes, control
+    characters and non-ASCII reach a Celery receiver intact, in every
+    kind of task event (one bad string would lose its whole batch)."""
+    from celery.utils.saferepr import saferepr
+    celeriacd(config={"hostname": "rc-host", "events": True})
+    seen = []
+    start_receiver(celery_app, seen)
+    ok = celery_app.send_task("celeriac.echo", args=AWKWARD,
+                              kwargs={'k"ey': "v\\al\u00e9"},
+                              queue="celery")
+    ok.get(timeout=10)
+    msg = 'bad "x" \\ line\nnext \x01\x7f caf\u00e9 \U0001f600'
+    bad = celery_app.send_task("celeriac.fail", args=[msg], queue="celery")
+    unknown = celery_app.send_task('no.such"task\\', queue="celery")
+    gone = celery_app.send_task(
+        "celeriac.noop", queue="celery",
+        expires=datetime.datetime.now(datetime.timezone.utc) -
+        datetime.timedelta(seconds=30))
+
+    def kinds():
+        return {(e.get("uuid"), e["type"]) for e in seen}
+    want = {(ok.id, "task-received"), (ok.id, "task-started"),
+            (ok.id, "task-succeeded"), (bad.id, "task-failed"),
+            (unknown.id, "task-failed"), (gone.id, "task-revoked")}
+    poll(lambda: want <= kinds(), timeout=10, what="the task events")
+    ev = {(e.get("uuid"), e["type"]): e for e in seen}
+    rec = ev[(ok.id, "task-received")]
+    assert rec["name"] == "celeriac.echo"
+    # Celery's argsrepr keeps control characters raw: the escaping is ours.
+    assert rec["args"] == saferepr(AWKWARD, 1024)
+    assert rec["kwargs"] == saferepr({'k"ey': "v\\al\u00e9"}, 1024)
+    assert rec["root_id"] == ok.id and rec["parent_id"] is None
+    assert rec["eta"] is None and rec["expires"] is None
+    done = ev[(ok.id, "task-succeeded")]
+    assert "caf\u00e9 \u4e2d \U0001f600" in done["result"]
+    assert isinstance(done["runtime"], float) and done["runtime"] >= 0
+    assert ev[(bad.id, "task-failed")]["exception"] == \
+        "RuntimeError('%s')" % msg
+    assert ev[(unknown.id, "task-failed")]["exception"] == \
+        "NotRegistered('%s')" % 'no.such"task\\'
+    rv = ev[(gone.id, "task-revoked")]
+    assert rv["expired"] is True and rv["terminated"] is False
+    assert rv["signum"] is None
+    for e in seen:
+        if e["type"].startswith("task-"):
+            assert e["hostname"] == "celeriac@rc-host"
+            assert isinstance(e["timestamp"], float)
+            assert abs(e["timestamp"] - time.time()) < 60
+    clocks = [e["clock"] for e in seen if e["type"].startswith("task-")]
+    assert len(set(clocks)) == len(clocks)
 
 
 def fixture_event(kind):

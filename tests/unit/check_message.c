@@ -1,6 +1,7 @@
 /*
- * check_message.c - task messages, result values, base64, ISO 8601 and
- * Python repr against the Celery 5.2.6 captures in tests/fixtures/celery.
+ * check_message.c - task messages, result values, base64, ISO 8601,
+ * Python repr and the hand-written task events against the Celery 5.2.6
+ * captures in tests/fixtures/celery.
  */
 #include <check.h>
 #include <dirent.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/events.h"
 #include "broker/message.h"
 
 #ifndef FIXTURES_DIR
@@ -962,6 +964,494 @@ START_TEST(test_pyrepr)
 }
 END_TEST
 
+/* ------------------------------------------------------- task events */
+
+/* Strings with everything a JSON writer must get right. */
+#define NASTY_ARGS	"['say \"hi\"', 'C:\\\\dir\\\\', 'a\nb\r\tc', '\x01\x1f\x7f'," \
+			" '\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80']"
+#define NASTY_KWARGS	"{'k/\"': '\b\f\\\\u0041'}"
+#define NASTY_RESULT	"'r\xc3\xa9sult \"x\" \\\\ \n'"
+#define NASTY_TB	"Traceback (most recent call last):\n  File \"C:\\\\a.py\"" \
+			", line 1\n\tValueError: \x02 caf\xc3\xa9\n"
+
+static void
+events_test_init(struct events *e)
+{
+	memset(e, 0, sizeof(*e));
+	snprintf(e->node, sizeof(e->node), "celeriac@rc-\"host\"");
+	e->pid = 4242;
+	/* Nothing listens there: a flush drops quietly. */
+	snprintf(e->url.host, sizeof(e->url.host), "127.0.0.1");
+	e->url.port = 1;
+}
+
+/* The event text, parsed strictly (valid UTF-8 included). */
+static json_object *
+events_test_parse(struct events *e, const char *type, const char **textp)
+{
+	struct json_tokener	*tok;
+	json_object		*o;
+	const char		*text;
+	size_t			 len, i;
+
+	text = events_finish(e, type, &len);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_uint_eq(strlen(text), len);
+	/* No raw control character reaches the wire. */
+	for (i = 0; i < len && (unsigned char)text[i] >= 0x20; i++)
+		;
+	ck_assert_msg(i == len, "raw byte %#x at %zu", text[i], i);
+	tok = json_tokener_new();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+	    JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, text, (int)len);
+	ck_assert_msg(o != NULL && json_tokener_get_error(tok) ==
+	    json_tokener_success, "not JSON: %s", text);
+	ck_assert_int_eq(json_tokener_get_parse_end(tok), len);
+	json_tokener_free(tok);
+	if (textp != NULL)
+		*textp = text;
+	return o;
+}
+
+static const char *
+ev_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	ck_assert_msg(json_object_object_get_ex(o, key, &v), "no %s", key);
+	ck_assert_msg(json_object_is_type(v, json_type_string), "%s", key);
+	return json_object_get_string(v);
+}
+
+static void
+ev_null(json_object *o, const char *key)
+{
+	json_object *v;
+
+	ck_assert_msg(json_object_object_get_ex(o, key, &v), "no %s", key);
+	ck_assert_msg(v == NULL, "%s is not null", key);
+}
+
+static int64_t
+ev_int(json_object *o, const char *key)
+{
+	json_object *v;
+
+	ck_assert_msg(json_object_object_get_ex(o, key, &v), "no %s", key);
+	ck_assert_msg(json_object_is_type(v, json_type_int), "%s", key);
+	return json_object_get_int64(v);
+}
+
+static int
+ev_bool(json_object *o, const char *key)
+{
+	json_object *v;
+
+	ck_assert_msg(json_object_object_get_ex(o, key, &v), "no %s", key);
+	ck_assert_msg(json_object_is_type(v, json_type_boolean), "%s", key);
+	return json_object_get_boolean(v);
+}
+
+static double
+ev_double(json_object *o, const char *key)
+{
+	json_object *v;
+
+	ck_assert_msg(json_object_object_get_ex(o, key, &v), "no %s", key);
+	ck_assert_msg(json_object_is_type(v, json_type_double), "%s", key);
+	return json_object_get_double(v);
+}
+
+/* o has exactly the keys of ref. */
+static void
+same_keys(json_object *o, json_object *ref, const char *what)
+{
+	json_object_object_foreach(ref, k1, v1) {
+		(void)v1;
+		ck_assert_msg(json_object_object_get_ex(o, k1, NULL),
+		    "%s: no %s", what, k1);
+	}
+	json_object_object_foreach(o, k2, v2) {
+		(void)v2;
+		ck_assert_msg(json_object_object_get_ex(ref, k2, NULL),
+		    "%s: extra %s", what, k2);
+	}
+}
+
+/* Our event has exactly the keys of Celery's (fixture body, element 0). */
+static void
+ev_same_keys(json_object *o, const char *fixture)
+{
+	json_object *ref;
+
+	ref = fixture_json(fixture);
+	same_keys(o, json_object_is_type(ref, json_type_array) ?
+	    json_object_array_get_idx(ref, 0) : ref, fixture);
+	json_object_put(ref);
+}
+
+/* The common fields, with the clock the event should carry. */
+static void
+ev_common(json_object *o, const char *type, int64_t clock)
+{
+	double ts = ev_double(o, "timestamp");
+
+	ck_assert_str_eq(ev_str(o, "hostname"), "celeriac@rc-\"host\"");
+	ck_assert_int_eq(ev_int(o, "utcoffset"), events_utcoffset());
+	ck_assert_int_eq(ev_int(o, "pid"), 4242);
+	ck_assert_int_eq(ev_int(o, "clock"), clock);
+	ck_assert_str_eq(ev_str(o, "type"), type);
+	ck_assert_msg(fabs(ts - (double)time(NULL)) < 5, "timestamp %f", ts);
+}
+
+START_TEST(test_events_received)
+{
+	struct events	 e;
+	json_object	*o;
+	char		 iso[48];
+
+	events_test_init(&e);
+	msg_format_iso8601(SEC_2030, iso, sizeof(iso));
+	events_begin(&e, ID_ARGS);
+	events_str(&e, "name", "probe.add");
+	events_str(&e, "args", NASTY_ARGS);
+	events_str(&e, "kwargs", NASTY_KWARGS);
+	events_str(&e, "root_id", NULL);
+	events_str(&e, "parent_id", "p\xe2\x82\xac");
+	events_int(&e, "retries", 3);
+	events_str(&e, "eta", iso);
+	events_str(&e, "expires", NULL);
+	o = events_test_parse(&e, "task-received", NULL);
+	ev_common(o, "task-received", 1);
+	ck_assert_str_eq(ev_str(o, "uuid"), ID_ARGS);
+	ck_assert_str_eq(ev_str(o, "name"), "probe.add");
+	ck_assert_str_eq(ev_str(o, "args"), NASTY_ARGS);
+	ck_assert_str_eq(ev_str(o, "kwargs"), NASTY_KWARGS);
+	ev_null(o, "root_id");
+	ck_assert_str_eq(ev_str(o, "parent_id"), "p\xe2\x82\xac");
+	ck_assert_int_eq(ev_int(o, "retries"), 3);
+	ck_assert_str_eq(ev_str(o, "eta"), "2030-01-02T03:04:05+00:00");
+	ev_null(o, "expires");
+	ev_same_keys(o, "event-task-received.body.json");
+	json_object_put(o);
+
+	events_begin(&e, ID_ARGS);
+	o = events_test_parse(&e, "task-started", NULL);
+	ev_common(o, "task-started", 2);
+	ev_same_keys(o, "event-task-started.body.json");
+	json_object_put(o);
+	events_close(&e);
+}
+END_TEST
+
+START_TEST(test_events_outcomes)
+{
+	struct events	 e;
+	json_object	*o;
+	const char	*text;
+
+	events_test_init(&e);
+	events_begin(&e, ID_ARGS);
+	events_str(&e, "result", NASTY_RESULT);
+	events_secs(&e, "runtime", 1500);
+	o = events_test_parse(&e, "task-succeeded", &text);
+	ck_assert_ptr_nonnull(strstr(text, "\"runtime\":0.0015,"));
+	ev_common(o, "task-succeeded", 1);
+	ck_assert_str_eq(ev_str(o, "result"), NASTY_RESULT);
+	ck_assert(ev_double(o, "runtime") == 1500 / 1e6);
+	ev_same_keys(o, "event-task-succeeded.body.json");
+	json_object_put(o);
+
+	events_begin(&e, ID_ARGS);
+	events_str(&e, "exception", "ValueError('no \"good\"')");
+	events_str(&e, "traceback", NASTY_TB);
+	o = events_test_parse(&e, "task-failed", &text);
+	/* Escapes as a JSON writer would spell them. */
+	ck_assert_ptr_nonnull(strstr(text, "\\n\\tValueError: \\u0002 caf"
+	    "\xc3\xa9\\n\""));
+	ck_assert_ptr_nonnull(strstr(text, "\\\"C:\\\\\\\\a.py\\\""));
+	ev_common(o, "task-failed", 2);
+	ck_assert_str_eq(ev_str(o, "exception"), "ValueError('no \"good\"')");
+	ck_assert_str_eq(ev_str(o, "traceback"), NASTY_TB);
+	ev_same_keys(o, "event-task-failed.body.json");
+	json_object_put(o);
+
+	events_begin(&e, ID_ARGS);
+	events_str(&e, "exception", "Retry()");
+	events_str(&e, "traceback", "");
+	o = events_test_parse(&e, "task-retried", NULL);
+	ck_assert_str_eq(ev_str(o, "traceback"), "");
+	ev_same_keys(o, "event-task-retried.body.json");
+	json_object_put(o);
+
+	events_begin(&e, ID_ARGS);
+	events_bool(&e, "terminated", 0);
+	events_str(&e, "signum", NULL);
+	events_bool(&e, "expired", 1);
+	o = events_test_parse(&e, "task-revoked", &text);
+	ck_assert_ptr_nonnull(strstr(text,
+	    ",\"terminated\":false,\"signum\":null,\"expired\":true,"));
+	ck_assert_int_eq(ev_bool(o, "terminated"), 0);
+	ev_null(o, "signum");
+	ck_assert_int_eq(ev_bool(o, "expired"), 1);
+	ev_same_keys(o, "event-task-revoked.body.json");
+	json_object_put(o);
+
+	events_begin(&e, ID_ARGS);
+	events_bool(&e, "requeue", 0);
+	o = events_test_parse(&e, "task-rejected", NULL);
+	ev_common(o, "task-rejected", 5);
+	ck_assert_int_eq(ev_bool(o, "requeue"), 0);
+	ev_same_keys(o, "event-task-rejected.body.json");
+	json_object_put(o);
+	events_close(&e);
+}
+END_TEST
+
+/* Seconds from microseconds read back as exactly us / 1e6. */
+START_TEST(test_events_secs)
+{
+	static const struct {
+		int64_t		 us;
+		const char	*text;
+	} vec[] = {
+		{ 0, "0.0" }, { 1, "0.000001" }, { 10, "0.00001" },
+		{ 1500000, "1.5" }, { 2000000, "2.0" }, { 123456789,
+		"123.456789" }, { -1500000, "-1.5" }, { 1795882983282354LL,
+		"1795882983.282354" }, { 1795882983000001LL,
+		"1795882983.000001" },
+	};
+	struct events	 e;
+	json_object	*o;
+	const char	*text;
+	char		 want[64];
+	size_t		 i, len;
+	int64_t		 us;
+
+	events_test_init(&e);
+	for (i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+		events_begin(&e, NULL);
+		events_secs(&e, "runtime", vec[i].us);
+		o = events_test_parse(&e, "x", &text);
+		snprintf(want, sizeof(want), ",\"runtime\":%s,", vec[i].text);
+		ck_assert_msg(strstr(text, want) != NULL, "%s in %s", want,
+		    text);
+		ck_assert_msg(ev_double(o, "runtime") == vec[i].us / 1e6,
+		    "%s", vec[i].text);
+		json_object_put(o);
+	}
+	/* Every microsecond of a second near now round-trips. */
+	for (us = 1795882983000000LL; us < 1795882984000000LL; us += 997) {
+		events_begin(&e, NULL);
+		events_secs(&e, "runtime", us);
+		text = events_finish(&e, "x", &len);
+		o = json_tokener_parse(text);
+		ck_assert_msg(ev_double(o, "runtime") == us / 1e6, "%lld",
+		    (long long)us);
+		json_object_put(o);
+	}
+	events_close(&e);
+}
+END_TEST
+
+/* Bytes that are not UTF-8 become U+FFFD; good sequences pass. */
+START_TEST(test_events_bad_utf8)
+{
+	static const char *vec[][2] = {
+		{ "a\xff" "b", "a\xef\xbf\xbd" "b" },
+		{ "\xc3", "\xef\xbf\xbd" },			/* cut short */
+		{ "\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd" },	/* overlong */
+		{ "\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+		{ "\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+		    "\xef\xbf\xbd" },				/* > U+10FFFF */
+		{ "\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf" },
+		{ "\xe2\x82\xac\xc3\xa9", "\xe2\x82\xac\xc3\xa9" },
+	};
+	struct events	 e;
+	json_object	*o;
+	size_t		 i;
+
+	events_test_init(&e);
+	for (i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+		events_begin(&e, NULL);
+		events_str(&e, "args", vec[i][0]);
+		o = events_test_parse(&e, "x", NULL);
+		ck_assert_msg(strcmp(ev_str(o, "args"), vec[i][1]) == 0,
+		    "case %zu", i);
+		json_object_put(o);
+	}
+	events_close(&e);
+}
+END_TEST
+
+/* A huge traceback grows the buffers, which shrink back afterwards. */
+START_TEST(test_events_big)
+{
+	struct events	 e;
+	json_object	*o;
+	char		*tb;
+	size_t		 i, n = 3 * 1024 * 1024;
+
+	ck_assert_ptr_nonnull(tb = malloc(n + 1));
+	for (i = 0; i < n; i++)
+		tb[i] = (char)(1 + i % 127);
+	tb[n] = '\0';
+	events_test_init(&e);
+	events_begin(&e, ID_ARGS);
+	events_str(&e, "exception", "MemoryError()");
+	events_str(&e, "traceback", tb);
+	o = events_test_parse(&e, "task-failed", NULL);
+	ck_assert(strcmp(ev_str(o, "traceback"), tb) == 0);
+	json_object_put(o);
+	ck_assert_uint_gt(e.ev.cap, n);
+	events_begin(&e, ID_ARGS);
+	o = events_test_parse(&e, "task-started", NULL);
+	json_object_put(o);
+	ck_assert_uint_le(e.ev.cap, 1024 * 1024);
+	events_close(&e);
+	free(tb);
+}
+END_TEST
+
+/* Queued events make one JSON list; the envelope is kombu's. */
+START_TEST(test_events_batch_envelope)
+{
+	struct events	 e;
+	struct evbuf	 env;
+	json_object	*o, *ref, *p, *di, *v;
+	unsigned char	*body;
+	char		 tag[40];
+	size_t		 len;
+	int		 i;
+
+	events_test_init(&e);
+	for (i = 0; i < 3; i++) {
+		events_begin(&e, ID_ARGS);
+		events_str(&e, "args", NASTY_ARGS);
+		events_end(&e, "task-received");
+		/* Never old enough to be flushed while the test runs. */
+		e.batch.t0 = 1e12;
+	}
+	ck_assert_int_eq(e.batch.n, 3);
+	ck_assert_int_eq(e.batch.nbody, 1);
+	ck_assert_int_eq(e.batch.text.p[0], '[');
+
+	memset(&env, 0, sizeof(env));
+	e.batch.text.p[e.batch.text.len] = ']';
+	ck_assert_int_eq(events_envelope(&env, e.node, "task.multi",
+	    e.batch.text.p, e.batch.text.len + 1), 0);
+	ck_assert_uint_eq(strlen(env.p), env.len);
+	o = json_tokener_parse(env.p);
+	ck_assert_ptr_nonnull(o);
+	/* The same fields as Celery's envelope, with the same values. */
+	ref = fixture_json("event-task-multi-batch.json");
+	ck_assert_str_eq(ev_str(o, "content-encoding"), "utf-8");
+	ck_assert_str_eq(ev_str(o, "content-type"), "application/json");
+	ck_assert(json_object_object_get_ex(o, "headers", &v));
+	ck_assert_str_eq(ev_str(v, "hostname"), e.node);
+	ck_assert_int_eq(json_object_object_length(v), 1);
+	ck_assert(json_object_object_get_ex(o, "properties", &p));
+	ck_assert_int_eq(ev_int(p, "delivery_mode"), 1);
+	ck_assert_int_eq(ev_int(p, "priority"), 0);
+	ck_assert_str_eq(ev_str(p, "body_encoding"), "base64");
+	ck_assert_uint_eq(strlen(ev_str(p, "delivery_tag")), 36);
+	ck_assert_int_eq(ev_str(p, "delivery_tag")[14], '4');
+	snprintf(tag, sizeof(tag), "%s", ev_str(p, "delivery_tag"));
+	ck_assert(json_object_object_get_ex(p, "delivery_info", &di));
+	ck_assert_str_eq(ev_str(di, "exchange"), "celeryev");
+	ck_assert_str_eq(ev_str(di, "routing_key"), "task.multi");
+	same_keys(o, ref, "envelope");
+	ck_assert(json_object_object_get_ex(ref, "properties", &v));
+	same_keys(p, v, "properties");
+	ck_assert(json_object_object_get_ex(v, "delivery_info", &v));
+	same_keys(di, v, "delivery_info");
+	json_object_put(ref);
+
+	/* The body is the batch, byte for byte, and a list of 3. */
+	body = msg_base64_decode(ev_str(o, "body"), strlen(ev_str(o, "body")),
+	    &len);
+	ck_assert_ptr_nonnull(body);
+	ck_assert_uint_eq(len, e.batch.text.len + 1);
+	ck_assert_mem_eq(body, e.batch.text.p, len);
+	json_object_put(o);
+	o = json_tokener_parse((char *)body);
+	ck_assert(json_object_is_type(o, json_type_array));
+	ck_assert_uint_eq(json_object_array_length(o), 3);
+	for (i = 0; i < 3; i++) {
+		v = json_object_array_get_idx(o, (size_t)i);
+		ck_assert_int_eq(ev_int(v, "clock"), i + 1);
+		ck_assert_str_eq(ev_str(v, "args"), NASTY_ARGS);
+	}
+	json_object_put(o);
+	free(body);
+
+	/* A fresh delivery_tag for every envelope. */
+	ck_assert_int_eq(events_envelope(&env, e.node, "task.multi", "[]", 2),
+	    0);
+	o = json_tokener_parse(env.p);
+	ck_assert(json_object_object_get_ex(o, "properties", &p));
+	ck_assert_str_ne(ev_str(p, "delivery_tag"), tag);
+	ck_assert_str_eq(ev_str(o, "body"), "W10=");
+	json_object_put(o);
+	free(env.p);
+
+	/* Closing sends what waits (here: dropped, nothing listens). */
+	events_close(&e);
+	ck_assert_int_eq(e.batch.n, 0);
+	ck_assert_ptr_null(e.batch.text.p);
+}
+END_TEST
+
+/*
+ * Events that pile up while the sender is held up are cut into bodies
+ * of EVENTS_BATCH_MAX: no task.multi message is longer.  No thread is
+ * started: the lock alone lets events_end() queue past a full batch.
+ */
+START_TEST(test_events_batch_split)
+{
+	struct events	 e;
+	json_object	*o;
+	size_t		 end;
+	char		*t;
+	int		 i, n = 2 * EVENTS_BATCH_MAX + 6, clock = 1;
+
+	events_test_init(&e);
+	pthread_mutex_init(&e.mu, NULL);
+	pthread_cond_init(&e.cv, NULL);
+	e.threaded = 1;
+	for (i = 0; i < n; i++) {
+		events_begin(&e, ID_ARGS);
+		events_end(&e, "task-started");
+	}
+	ck_assert_int_eq(e.batch.n, n);
+	ck_assert_int_eq(e.batch.nbody, 3);
+	for (i = 0; i < e.batch.nbody; i++) {
+		end = i + 1 < e.batch.nbody ? e.batch.body[i + 1] :
+		    e.batch.text.len;
+		if (i + 1 == e.batch.nbody)
+			e.batch.text.p[end++] = ']';
+		ck_assert_ptr_nonnull(t = strndup(e.batch.text.p +
+		    e.batch.body[i], end - e.batch.body[i]));
+		o = json_tokener_parse(t);
+		ck_assert_msg(o != NULL, "body %d: %s", i, t);
+		ck_assert_uint_eq(json_object_array_length(o),
+		    i < 2 ? EVENTS_BATCH_MAX : 6);
+		ck_assert_int_eq(ev_int(json_object_array_get_idx(o, 0),
+		    "clock"), clock);
+		clock += (int)json_object_array_length(o);
+		json_object_put(o);
+		free(t);
+	}
+	e.threaded = 0;
+	pthread_cond_destroy(&e.cv);
+	pthread_mutex_destroy(&e.mu);
+	events_close(&e);
+	ck_assert_int_eq(e.batch.n, 0);
+	ck_assert_int_eq(e.batch.nbody, 0);
+}
+END_TEST
+
 static Suite *
 message_suite(void)
 {
@@ -988,6 +1478,15 @@ message_suite(void)
 	tcase_add_test(tc, test_base64);
 	tcase_add_test(tc, test_iso8601);
 	tcase_add_test(tc, test_pyrepr);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("events");
+	tcase_add_test(tc, test_events_received);
+	tcase_add_test(tc, test_events_outcomes);
+	tcase_add_test(tc, test_events_secs);
+	tcase_add_test(tc, test_events_bad_utf8);
+	tcase_add_test(tc, test_events_big);
+	tcase_add_test(tc, test_events_batch_envelope);
+	tcase_add_test(tc, test_events_batch_split);
 	suite_add_tcase(s, tc);
 	return s;
 }
