@@ -184,7 +184,7 @@ waited(redisContext *r, PGconn *c, const char *list, const char *id,
 	redisReply	*rep;
 	PGresult	*res;
 	const char	*p[1] = { id };
-	char		 seen[128], *sp;
+	char		 seen[192], *sp;
 	double		 since = now;
 	int		 known = 0;
 
