@@ -76,15 +76,6 @@ beat_signal(int sig)
 	errno = saved;
 }
 
-static int64_t
-beat_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 beat_title(struct beat *b)
 {
@@ -168,7 +159,7 @@ static int
 beat_sync(struct beat *b)
 {
 	redisReply	*r;
-	int64_t		 now = beat_now_ms(), ms;
+	int64_t		 now = now_unix_us() / 1000, ms;
 	size_t		 i, k;
 
 	if ((r = redis_command(b->c, "HGETALL %s", BEAT_LAST_KEY)) == NULL)
@@ -232,7 +223,7 @@ beat_run_due(struct beat *b)
 {
 	struct beat_due	 d;
 	struct beat_entry *e;
-	int64_t		 now = beat_now_ms(), soonest = INT64_MAX;
+	int64_t		 now = now_unix_us() / 1000, soonest = INT64_MAX;
 	char		 a[48], z[48];
 	size_t		 i;
 	int		 rc;

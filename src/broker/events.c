@@ -491,15 +491,6 @@ events_send(struct events *e, const char *type, json_object *fields)
 
 /* ------------------------------------------------------ task events */
 
-static int64_t
-realtime_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /*
  * {"hostname":..,"utcoffset":..,"pid":..,"clock": is the same for every
  * event but the utcoffset, which a DST change moves: rebuilt once a
@@ -529,7 +520,7 @@ events_begin(struct events *e, const char *uuid)
 	struct evbuf *b = &e->ev;
 
 	evbuf_trim(b);
-	e->ev_us = realtime_us();
+	e->ev_us = now_unix_us();
 	if (e->ev_us / 60000000 != e->head_minute)
 		events_head(e, e->ev_us / 60000000);
 	b->len = 0;

@@ -91,6 +91,15 @@ now_unix(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+int64_t
+now_unix_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int
 fd_cloexec(int fd)
 {

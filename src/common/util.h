@@ -17,6 +17,7 @@ int	 xasprintf(char **, const char *, ...) __attribute__((format(printf, 2, 3)))
 int64_t	 mono_ms(void);		/* CLOCK_MONOTONIC in milliseconds */
 int64_t	 mono_us(void);		/* CLOCK_MONOTONIC in microseconds */
 double	 now_unix(void);	/* CLOCK_REALTIME as Unix seconds */
+int64_t	 now_unix_us(void);	/* the same in microseconds */
 
 int	 fd_cloexec(int fd);
 int	 fd_nonblock(int fd);

@@ -22,17 +22,9 @@
 #include "beat/schedule.h"
 #include "broker/redis.h"
 #include "common/config.h"
+#include "common/util.h"
 #include "ctl/ctl.h"
 
-
-static int64_t
-ctl_beat_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int
 ctl_beat_leader(redisContext *c)
@@ -162,7 +154,7 @@ ctl_beat(struct config *cfg, int argc, char **argv)
 		redisFree(c);
 		return 1;
 	}
-	now = ctl_beat_now_ms();
+	now = now_unix_us() / 1000;
 	if (cfg->nbeat == 0)
 		printf("no beat entries in %s\n", cfg->path ? cfg->path :
 		    "the configuration");
