@@ -26,6 +26,8 @@ usage(FILE *f)
 	    "  run TASK [--args JSON] [--kwargs JSON]\n"
 	    "  revoke TASK_ID [--terminate [--signal SIG]]\n"
 	    "  status [--json]\n"
+	    "  inspect COMMAND [ARG...] [-d NODE,...] [-t SECONDS] [--json]\n"
+	    "  control COMMAND [ARG...] [-d NODE,...] [-t SECONDS] [--json]\n"
 	    "  reload\n"
 	    "  stop [--cold]\n"
 	    "  beat status\n"
@@ -46,6 +48,8 @@ static const struct {
 	{ "dead", ctl_dead },
 	{ "revoke", ctl_revoke },
 	{ "status", ctl_status },
+	{ "inspect", ctl_inspect },
+	{ "control", ctl_control },
 	{ "reload", ctl_reload },
 	{ "stop", ctl_stop },
 	{ "beat", ctl_beat },

@@ -23,6 +23,8 @@ int	ctl_demo_data(struct config *, int argc, char **argv);
 int	ctl_db(struct config *, int argc, char **argv);
 int	ctl_jobs(struct config *, int argc, char **argv);
 int	ctl_job(struct config *, int argc, char **argv);
+int	ctl_inspect(struct config *, int argc, char **argv);
+int	ctl_control(struct config *, int argc, char **argv);
 
 /* Helpers shared by the commands (send.c). */
 redisContext	*ctl_connect(const char *url);

@@ -363,3 +363,114 @@ def test_mixed_cluster_both_answer_ping(daemon, app_dir, celery_app):
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+# ---- our own client: celeriac inspect / control ----
+
+def test_celeriac_inspect_ping_and_exit_codes(daemon, rb):
+    out = daemon.celeriac("inspect", "ping")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[:2] == ["-> celeriac@rc-host: OK",
+                                           "    pong"]
+    assert out.stdout.rstrip().endswith("1 node online.")
+    out = daemon.celeriac("inspect", "ping", "--json")
+    assert json.loads(out.stdout) == {"celeriac@rc-host": {"ok": "pong"}}
+    # Nobody by that name: Celery's exit status and message.
+    out = daemon.celeriac("inspect", "ping", "-d", "nobody@nowhere",
+                          "-t", "0.3")
+    assert out.returncode == 69
+    assert "No nodes replied within time constraint" in out.stderr
+    # The reply queue and its binding are gone afterwards.
+    assert not rb.smembers("_kombu.binding.reply.celery.pidbox")
+    assert not rb.keys("*.reply.celery.pidbox*")
+
+
+def test_celeriac_inspect_usage_errors(daemon):
+    for args in (["inspect"], ["inspect", "frobnicate"],
+                 ["control", "pool_grow", "x"], ["control", "revoke"],
+                 ["inspect", "ping", "-t", "-1"]):
+        out = daemon.celeriac(*args)
+        assert out.returncode == 2, (args, out.stdout, out.stderr)
+        assert "usage: celeriac" in out.stderr or "celeriac:" in out.stderr
+
+
+def test_celeriac_inspect_registered_active_and_stats(daemon, celery_app):
+    out = daemon.celeriac("inspect", "registered")
+    assert "    * celeriac.sleep" in out.stdout
+    assert "    * reports.generate_dummy_report" in out.stdout
+    res = celery_app.send_task("celeriac.sleep", args=[6], queue="celery")
+    poll(lambda: any(w.get("task_id") == res.id for w in status(daemon)),
+         what="the task running")
+    active = json.loads(daemon.celeriac("inspect", "active",
+                                        "--json").stdout)
+    assert [t["id"] for t in active["celeriac@rc-host"]] == [res.id]
+    stats = json.loads(daemon.celeriac("inspect", "stats", "--json").stdout)
+    assert set(stats["celeriac@rc-host"]["pool"]["processes"]) == \
+        set(daemon.workers())
+    assert daemon.celeriac("control", "revoke", res.id).returncode == 0
+    revoked = json.loads(daemon.celeriac("inspect", "revoked",
+                                         "--json").stdout)
+    assert res.id in revoked["celeriac@rc-host"]
+
+
+def test_celeriac_control_terminate_and_pool(daemon, celery_app):
+    res = celery_app.send_task("celeriac.sleep", args=[30], queue="celery")
+    poll(lambda: any(w.get("task_id") == res.id for w in status(daemon)),
+         what="the task running")
+    out = daemon.celeriac("control", "terminate", "SIGTERM", res.id)
+    assert out.returncode == 0, out.stderr
+    assert "terminate: %s" % res.id in out.stdout
+    with pytest.raises(Exception):
+        res.get(timeout=10)
+    assert res.status == "REVOKED"
+    poll(lambda: len([w for w in status(daemon) if w["queue"] == "celery"
+                      and w["pid"] > 0]) == 2,
+         what="both celery workers in the status")
+    out = daemon.celeriac("control", "pool_grow", "1", "-d",
+                          "celeriac@rc-host")
+    assert out.returncode == 0 and "pool will grow" in out.stdout
+    poll(lambda: len([w for w in status(daemon) if w["queue"] == "celery"
+                      and w["pid"] > 0]) == 3,
+         what="a third celery worker")
+    out = daemon.celeriac("control", "time_limit", "celeriac.sleep", "1",
+                          "2", "--json")
+    assert out.returncode == 0, out.stderr
+    assert "ok" in json.loads(out.stdout)["celeriac@rc-host"]
+    with pytest.raises(Exception):
+        celery_app.send_task("celeriac.sleep", args=[10],
+                             queue="celery").get(timeout=15)
+    out = daemon.celeriac("control", "frobnicate")
+    assert out.returncode == 2
+
+
+def test_celeriac_inspect_reaches_a_python_worker(daemon, app_dir):
+    """The same client against a real Celery worker on the same broker."""
+    worker = subprocess.Popen(
+        [PYTHON, "-m", "celery", "-A", "rcapp", "worker", "-c", "1",
+         "-n", "py2@rc-host", "-Q", "pyq", "--without-mingle",
+         "--without-gossip", "--loglevel=warning"],
+        cwd=str(app_dir), env=clean_env({"PYTHONPATH": str(app_dir)}),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def both():
+            out = daemon.celeriac("inspect", "ping", "--json")
+            return out.returncode == 0 and set(json.loads(out.stdout)) == {
+                "celeriac@rc-host", "py2@rc-host"}
+        poll(both, timeout=30, interval=0.5,
+             what="celeriac inspect ping to hear both workers")
+        out = daemon.celeriac("inspect", "registered", "-d", "py2@rc-host")
+        assert out.returncode == 0, out.stderr
+        assert "-> py2@rc-host: OK" in out.stdout
+        assert "    * py.add" in out.stdout
+        assert "celeriac@rc-host" not in out.stdout
+        out = daemon.celeriac("control", "rate_limit", "py.add", "10/m",
+                              "-d", "py2@rc-host")
+        assert out.returncode == 0, out.stderr
+        assert "new rate limit set successfully" in out.stdout
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
