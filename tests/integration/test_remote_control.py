@@ -474,3 +474,77 @@ def test_celeriac_inspect_reaches_a_python_worker(daemon, app_dir):
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+def test_cancel_and_add_consumer(daemon, celery_app, r):
+    node = ["celeriac@rc-host"]
+    rep = celery_app.control.cancel_consumer("reports", destination=node,
+                                             reply=True)
+    assert rep == [{"celeriac@rc-host": {
+        "ok": "no longer consuming from 'reports'"}}]
+    poll(lambda: not [w for w in status(daemon) if w["queue"] == "reports"],
+         what="no reports worker left in the status")
+    res = celery_app.send_task("reports.generate_dummy_report", args=[1],
+                               queue="reports")
+    assert r.llen("reports") == 1, "nobody consumes reports now"
+    rep = celery_app.control.add_consumer("reports", destination=node,
+                                          reply=True)
+    assert rep == [{"celeriac@rc-host": {"ok": "add consumer reports"}}]
+    assert res.get(timeout=15) == {"report_id": 1}
+    rep = celery_app.control.add_consumer("reports", destination=node,
+                                          reply=True)
+    assert rep == [{"celeriac@rc-host": {
+        "ok": "already consuming from 'reports'"}}]
+    rep = celery_app.control.cancel_consumer("nope", destination=node,
+                                             reply=True)
+    assert "error" in rep[0]["celeriac@rc-host"]
+
+
+def test_rate_limit_spaces_a_workers_tasks(daemon, celery_app):
+    node = ["celeriac@rc-host"]
+    rep = celery_app.control.rate_limit("celeriac.echo", "60/m",
+                                        destination=node, reply=True)
+    assert rep == [{"celeriac@rc-host": {
+        "ok": "new rate limit set successfully"}}]
+    # One reports worker: at most one celeriac.echo a second.
+    res = [celery_app.send_task("celeriac.echo", args=[i], queue="reports")
+           for i in range(3)]
+    for x in res:
+        x.get(timeout=15)
+    done = sorted(x.date_done.timestamp() for x in res)
+    assert done[2] - done[0] >= 1.8, done
+    rep = celery_app.control.rate_limit("celeriac.echo", "0",
+                                        destination=node, reply=True)
+    assert rep == [{"celeriac@rc-host": {
+        "ok": "rate limit disabled successfully"}}]
+    t0 = time.monotonic()
+    res = [celery_app.send_task("celeriac.echo", args=[i], queue="reports")
+           for i in range(3)]
+    for x in res:
+        x.get(timeout=15)
+    assert time.monotonic() - t0 < 1.5
+    rep = celery_app.control.rate_limit("celeriac.echo", "fast",
+                                        destination=node, reply=True)
+    assert "error" in rep[0]["celeriac@rc-host"]
+
+
+def test_report_and_reserved(daemon, celery_app):
+    insp = celery_app.control.inspect(timeout=2,
+                                      destination=["celeriac@rc-host"])
+    rep = insp.report()
+    assert rep["celeriac@rc-host"]["ok"].startswith("celeriac ")
+    assert "on celeriac@rc-host" in rep["celeriac@rc-host"]["ok"]
+    # A worker takes one message at a time: nothing is ever reserved.
+    assert insp.reserved() == {"celeriac@rc-host": []}
+
+
+def test_remote_shutdown_is_warm(daemon, celery_app):
+    res = celery_app.send_task("celeriac.sleep", args=[1.5], queue="celery")
+    poll(lambda: any(w.get("task_id") == res.id for w in status(daemon)),
+         what="the task running")
+    rep = celery_app.control.shutdown(destination=["celeriac@rc-host"],
+                                      reply=True, timeout=2)
+    assert rep == [{"celeriac@rc-host": {"ok": "shutdown"}}]
+    # Warm: the running task finishes and its result is stored.
+    assert res.get(timeout=15) == 1.5
+    assert daemon.wait(20) == 0
