@@ -39,6 +39,10 @@ struct store_event {
 
 struct store;
 
+/* Recorded events are sent once this many milliseconds old at the latest
+ * (while the owner calls in), or sooner in a full batch or a flush. */
+#define STORE_BATCH_MS		50
+
 /*
  * A store for this process (call after fork), or NULL when the
  * configuration has no database.  who names the spill file

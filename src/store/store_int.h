@@ -94,7 +94,6 @@ void	spill_close(struct spill *);
 #define STORE_QMAX		10000		/* events in memory */
 #define STORE_QBYTES		(64 << 20)	/* and their bytes */
 #define STORE_BATCH		200		/* send once this many wait */
-#define STORE_BATCH_MS		50		/* or the oldest waited this */
 #define STORE_BATCH_MAX		1000		/* events in one statement */
 #define STORE_BATCH_BYTES	(4 << 20)
 

@@ -38,6 +38,11 @@ struct worker {
 		char	 task[128];
 		double	 last;			/* Unix time of the last start */
 	} rate[WORKER_RATE_SLOTS];
+	struct {
+		char	 task[128];
+		double	 secs;			/* its last run took */
+	} ran[WORKER_RATE_SLOTS];
+	unsigned		 ran_next;	/* the entry to reuse next */
 	const struct config	*cfg;
 	const struct cfg_queue	*queue;
 	int			 index;

@@ -328,6 +328,26 @@ def test_every_transition_is_recorded(store_daemon, pg_url, celery_app, r):
                "(SELECT 1 FROM job_events e WHERE e.job_id = j.id)") == "0"
 
 
+def test_a_long_task_shows_as_started_while_it_runs(store_daemon, pg_url,
+                                                   celery_app):
+    """Quick tasks' events wait for a batch; a task not known to be quick
+    (never run here, or slow last time) is recorded as started at once."""
+    store_daemon()
+    quick = [celery_app.send_task("celeriac.echo", args=[i], queue="celery")
+             for i in range(20)]
+    for res in quick:
+        res.get(timeout=10)
+    for _ in range(2):
+        res = celery_app.send_task("celeriac.sleep", args=[1.5],
+                                   queue="celery")
+        wait_job(pg_url, res.id, "started", timeout=1.2)
+        assert not res.ready(), "started must show while it runs"
+        assert res.get(timeout=10) == 1.5
+        wait_job(pg_url, res.id, "succeeded", events=2)
+    for res in quick:
+        wait_job(pg_url, res.id, "succeeded", events=2)
+
+
 def test_plain_celery_client_task_gets_a_row(store_daemon, pg_url,
                                              celery_app):
     store_daemon()
