@@ -99,10 +99,6 @@ fail:
 }
 
 /*
- * Checks the configuration cannot do alone because they need the task
- * registry: every builtin: name must exist.
- */
-/*
  * What several children of this configuration will use is opened here,
  * once, before fork(): they then share its relocated pages instead of
  * each relocating a copy of its own (libpq and its libraries cost a
@@ -123,6 +119,10 @@ preload(const struct config *cfg)
 			(void)task_registry_find(cfg->tasks[i].builtin);
 }
 
+/*
+ * Checks the configuration cannot do alone because they need the task
+ * registry: every builtin: name must exist.
+ */
 static int
 check_builtins(const struct config *cfg, char *err, size_t errlen)
 {
