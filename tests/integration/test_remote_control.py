@@ -1,10 +1,9 @@
 """Celery's own tools against celeriacd: celery inspect / control (pidbox)
 and the event stream Flower and `celery events` read (issue 6)."""
 
-import base64
+import contextlib
 import datetime
 import json
-import os
 import subprocess
 import threading
 import time
@@ -334,14 +333,28 @@ def fixture_event(kind):
     return body[0] if isinstance(body, list) else body
 
 
-def test_mixed_cluster_both_answer_ping(daemon, app_dir, celery_app):
+@contextlib.contextmanager
+def python_worker(app_dir, node):
+    """A real Celery worker named node on queue pyq, for the test's time."""
     worker = subprocess.Popen(
         [PYTHON, "-m", "celery", "-A", "rcapp", "worker", "-c", "1",
-         "-n", "py1@rc-host", "-Q", "pyq", "--without-mingle",
+         "-n", node, "-Q", "pyq", "--without-mingle",
          "--without-gossip", "--loglevel=warning"],
         cwd=str(app_dir), env=clean_env({"PYTHONPATH": str(app_dir)}),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def test_mixed_cluster_both_answer_ping(daemon, app_dir, celery_app):
+    with python_worker(app_dir, "py1@rc-host"):
         def both():
             rep = celery_app.control.ping(timeout=1) or []
             names = {k for r in rep for k in r}
@@ -356,13 +369,6 @@ def test_mixed_cluster_both_answer_ping(daemon, app_dir, celery_app):
         assert celery_app.send_task("celeriac.echo", args=[1],
                                     queue="celery").get(timeout=10) == \
             {"args": [1], "kwargs": {}}
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 # ---- our own client: celeriac inspect / control ----
@@ -445,13 +451,7 @@ def test_celeriac_control_terminate_and_pool(daemon, celery_app):
 
 def test_celeriac_inspect_reaches_a_python_worker(daemon, app_dir):
     """The same client against a real Celery worker on the same broker."""
-    worker = subprocess.Popen(
-        [PYTHON, "-m", "celery", "-A", "rcapp", "worker", "-c", "1",
-         "-n", "py2@rc-host", "-Q", "pyq", "--without-mingle",
-         "--without-gossip", "--loglevel=warning"],
-        cwd=str(app_dir), env=clean_env({"PYTHONPATH": str(app_dir)}),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with python_worker(app_dir, "py2@rc-host"):
         def both():
             out = daemon.celeriac("inspect", "ping", "--json")
             return out.returncode == 0 and set(json.loads(out.stdout)) == {
@@ -467,13 +467,6 @@ def test_celeriac_inspect_reaches_a_python_worker(daemon, app_dir):
                               "-d", "py2@rc-host")
         assert out.returncode == 0, out.stderr
         assert "new rate limit set successfully" in out.stdout
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 def test_cancel_and_add_consumer(daemon, celery_app, r):
