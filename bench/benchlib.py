@@ -15,8 +15,6 @@ import sys
 import time
 import uuid
 
-import redis as redis_mod
-
 BENCHDIR = pathlib.Path(__file__).resolve().parent
 SRCDIR = BENCHDIR.parent
 PYTHON = "/usr/bin/python3"
