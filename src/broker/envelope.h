@@ -8,6 +8,10 @@
 
 #include <json-c/json.h>
 
+/* Remote control (pidbox): where clients bind their reply queues, which
+ * nodes look up to reply (../shared/docs/celery-wire.md 9.3). */
+#define PIDBOX_REPLY_BINDINGS	"_kombu.binding.reply.celery.pidbox"
+
 /*
  * Wrap body (taken) with headers (taken).  Returns a new envelope the
  * caller puts, or NULL on allocation failure (both are freed then).

@@ -17,6 +17,7 @@
 #include <uuid/uuid.h>
 
 #include "broker/message.h"
+#include "common/util.h"
 
 /* kombu's JSON serializer output flags: compact, '/' left alone. */
 #define MSG_JSON_FLAGS	(JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -198,18 +199,6 @@ msg_parse_json(const char *s, size_t len, int depth, int *ok,
 	return o;
 }
 
-/* Borrowed string member, or NULL if absent or not a string. */
-static const char *
-msg_getstr(json_object *o, const char *key)
-{
-	json_object	*v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /* Python truthiness of a bool or number member; absent/other is false. */
 static int
 msg_getbool(json_object *o, const char *key)
@@ -270,7 +259,7 @@ msg_check_envelope(struct task_msg *m, char *err, size_t errlen)
 	const char	*ctype, *cenc;
 	char		 name[64];
 
-	if ((ctype = msg_getstr(m->envelope, "content-type")) == NULL) {
+	if ((ctype = json_str(m->envelope, "content-type")) == NULL) {
 		msg_seterr(err, errlen, "content-type missing: only "
 		    "application/json is accepted");
 		return -1;
@@ -282,7 +271,7 @@ msg_check_envelope(struct task_msg *m, char *err, size_t errlen)
 		    "application/json is accepted", name);
 		return -1;
 	}
-	cenc = msg_getstr(m->envelope, "content-encoding");
+	cenc = json_str(m->envelope, "content-encoding");
 	if (cenc != NULL && strcasecmp(cenc, "utf-8") != 0 &&
 	    strcasecmp(cenc, "utf8") != 0) {
 		msg_safename(cenc, name, sizeof(name));
@@ -297,13 +286,13 @@ msg_check_envelope(struct task_msg *m, char *err, size_t errlen)
 		    "protocol 2 message");
 		return -1;
 	}
-	m->task = msg_getstr(m->headers, "task");
+	m->task = json_str(m->headers, "task");
 	if (m->task == NULL || *m->task == '\0') {
 		msg_seterr(err, errlen, "headers.task missing: not a Celery "
 		    "protocol 2 message");
 		return -1;
 	}
-	m->id = msg_getstr(m->headers, "id");
+	m->id = json_str(m->headers, "id");
 	if (m->id == NULL || *m->id == '\0') {
 		msg_seterr(err, errlen, "headers.id missing: not a Celery "
 		    "protocol 2 message");
@@ -434,11 +423,11 @@ msg_decode(const char *raw, size_t len, struct task_msg *m, char *err,
 	    msg_gettime(m->headers, "expires", &m->expires, err,
 	    errlen) == -1)
 		goto fail;
-	m->root_id = msg_getstr(m->headers, "root_id");
-	m->parent_id = msg_getstr(m->headers, "parent_id");
-	m->group = msg_getstr(m->headers, "group");
-	m->argsrepr = msg_getstr(m->headers, "argsrepr");
-	m->kwargsrepr = msg_getstr(m->headers, "kwargsrepr");
+	m->root_id = json_str(m->headers, "root_id");
+	m->parent_id = json_str(m->headers, "parent_id");
+	m->group = json_str(m->headers, "group");
+	m->argsrepr = json_str(m->headers, "argsrepr");
+	m->kwargsrepr = json_str(m->headers, "kwargsrepr");
 	m->ignore_result = msg_getbool(m->headers, "ignore_result");
 	if (json_object_object_get_ex(m->headers, "retries", &v) &&
 	    json_object_is_type(v, json_type_int)) {
@@ -459,12 +448,12 @@ msg_decode(const char *raw, size_t len, struct task_msg *m, char *err,
 			pri = json_object_get_int64(v);
 			m->priority = pri < 0 ? 0 : pri > 9 ? 9 : (int)pri;
 		}
-		m->delivery_tag = msg_getstr(props, "delivery_tag");
+		m->delivery_tag = json_str(props, "delivery_tag");
 		if (json_object_object_get_ex(props, "delivery_info",
 		    &dinfo) && json_object_is_type(dinfo, json_type_object)) {
-			if ((s = msg_getstr(dinfo, "exchange")) != NULL)
+			if ((s = json_str(dinfo, "exchange")) != NULL)
 				m->exchange = s;
-			m->routing_key = msg_getstr(dinfo, "routing_key");
+			m->routing_key = json_str(dinfo, "routing_key");
 		} else
 			dinfo = NULL;
 	}

@@ -191,3 +191,23 @@ child_signals(void (*handler)(int))
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
 }
+
+const char *
+json_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+int64_t
+json_int(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return o != NULL && json_object_object_get_ex(o, key, &v) ?
+	    json_object_get_int64(v) : 0;
+}

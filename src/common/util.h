@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
 /* The x* family calls fatal() on OOM: use at start-up and in the CLI only. */
 void	*xmalloc(size_t);
 void	*xcalloc(size_t, size_t);
@@ -35,5 +37,10 @@ const char *host_name(void);	/* cached gethostname() */
  * SIGPIPE is an error return.  A role adds what else it needs.
  */
 void	 child_signals(void (*handler)(int));
+
+/* The string member key of o, or NULL (o NULL, key absent, not a string). */
+const char	*json_str(json_object *o, const char *key);
+/* The integer member key of o, 0 if absent. */
+int64_t		 json_int(json_object *o, const char *key);
 
 #endif

@@ -30,7 +30,6 @@
 #include "control/pidbox.h"
 #include "tasks/registry.h"
 
-#define REPLY_BINDINGS	"_kombu.binding.reply.celery.pidbox"
 #define OWN_BINDINGS	"_kombu.binding.celery.pidbox"
 
 void
@@ -119,21 +118,10 @@ error(const char *msg)
 	return o;
 }
 
-static const char *
-arg_str(json_object *args, const char *k)
-{
-	json_object *v;
-
-	if (args && json_object_object_get_ex(args, k, &v) &&
-	    json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
-	return NULL;
-}
-
 static const struct cfg_queue *
 default_queue(const struct config *cfg, json_object *args)
 {
-	const char		*name = arg_str(args, "queue");
+	const char		*name = json_str(args, "queue");
 	const struct cfg_queue	*q;
 
 	if (name)
@@ -467,7 +455,7 @@ static json_object *
 do_revoke(struct pidbox *p, json_object *args, int force_terminate)
 {
 	json_object	*ids, *v;
-	const char	*sig = arg_str(args, "signal");
+	const char	*sig = json_str(args, "signal");
 	char		 list[1024] = "";
 	int		 terminate = force_terminate, n = 0, found = 0;
 	size_t		 i, cnt;
@@ -553,7 +541,7 @@ do_pool(struct pidbox *p, json_object *args, int dir)
 static json_object *
 do_consumer(struct pidbox *p, json_object *args, int add)
 {
-	const char		*name = arg_str(args, "queue");
+	const char		*name = json_str(args, "queue");
 	const struct cfg_queue	*q;
 
 	if (name == NULL || (q = cfg_queue_find(p->w->cfg, name)) == NULL)
@@ -588,7 +576,7 @@ limit_slot(struct pidbox *p, const char *task)
 static json_object *
 do_time_limit(struct pidbox *p, json_object *args)
 {
-	const char		*task = arg_str(args, "task_name");
+	const char		*task = json_str(args, "task_name");
 	struct sb_task_limit	*l;
 	json_object		*v;
 
@@ -606,8 +594,8 @@ do_time_limit(struct pidbox *p, json_object *args)
 static json_object *
 do_rate_limit(struct pidbox *p, json_object *args)
 {
-	const char		*task = arg_str(args, "task_name");
-	const char		*spec = arg_str(args, "rate_limit");
+	const char		*task = json_str(args, "task_name");
+	const char		*spec = json_str(args, "rate_limit");
 	struct sb_task_limit	*l;
 	double			 rate = 0;
 	char			*end;
@@ -769,7 +757,7 @@ reply(struct pidbox *p, json_object *reply_to, const char *ticket,
 		return;
 	text = json_object_to_json_string_ext(env, JSON_C_TO_STRING_PLAIN);
 
-	r = redis_command(p->w->broker, "SMEMBERS %s", REPLY_BINDINGS);
+	r = redis_command(p->w->broker, "SMEMBERS %s", PIDBOX_REPLY_BINDINGS);
 	for (i = 0; r && i < r->elements; i++) {
 		/* member = routing_key SEP pattern SEP queue */
 		const char *m = r->element[i]->str, *s1, *s2;

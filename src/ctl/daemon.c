@@ -26,15 +26,6 @@ jstr(json_object *o, const char *k)
 	    json_object_get_string(v) : "";
 }
 
-static int64_t
-jint(json_object *o, const char *k)
-{
-	json_object *v;
-
-	return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) :
-	    0;
-}
-
 static void
 print_host(json_object *h)
 {
@@ -43,7 +34,7 @@ print_host(json_object *h)
 	int		 st;
 
 	printf("host %s (master pid %lld, up %.0fs)\n", jstr(h, "host"),
-	    (long long)jint(h, "master_pid"),
+	    (long long)json_int(h, "master_pid"),
 	    json_object_object_get_ex(h, "uptime", &v) ?
 	    json_object_get_double(v) : 0.0);
 	printf("  %-16s %-5s %-8s %-8s %9s %7s %8s  %s\n", "QUEUE", "SLOT",
@@ -54,26 +45,26 @@ print_host(json_object *h)
 	for (i = 0; i < n; i++) {
 		w = json_object_array_get_idx(ws, i);
 		printf("  %-16s #%-4lld %-8lld %-8s %9lld %7lld %8lld  ",
-		    jstr(w, "queue"), (long long)jint(w, "index"),
-		    (long long)jint(w, "pid"), jstr(w, "state"),
-		    (long long)jint(w, "processed"),
-		    (long long)jint(w, "failed"),
-		    (long long)jint(w, "restarts"));
+		    jstr(w, "queue"), (long long)json_int(w, "index"),
+		    (long long)json_int(w, "pid"), jstr(w, "state"),
+		    (long long)json_int(w, "processed"),
+		    (long long)json_int(w, "failed"),
+		    (long long)json_int(w, "restarts"));
 		if (json_object_object_get_ex(w, "task", &v))
 			printf("%s[%s] for %.1fs", json_object_get_string(v),
 			    jstr(w, "task_id"), json_object_get_double(
 			    json_object_object_get_ex(w, "busy_seconds", &v) ?
 			    v : NULL));
-		st = (int)jint(w, "last_exit");
-		if (jint(w, "restarts") > 0) {
+		st = (int)json_int(w, "last_exit");
+		if (json_int(w, "restarts") > 0) {
 			if (WIFSIGNALED(st))
 				printf("%slast exit: signal %d%s",
 				    json_object_object_get_ex(w, "task", &v) ?
 				    "; " : "", WTERMSIG(st),
-				    jint(w, "last_kill") == 1 ?
+				    json_int(w, "last_kill") == 1 ?
 				    " (hard time limit)" :
-				    jint(w, "last_kill") == 2 ? " (revoked)" :
-				    jint(w, "last_kill") == 3 ?
+				    json_int(w, "last_kill") == 2 ? " (revoked)" :
+				    json_int(w, "last_kill") == 3 ?
 				    " (shutdown)" : "");
 			else
 				printf("%slast exit: status %d",
@@ -85,7 +76,7 @@ print_host(json_object *h)
 	for (i = 0; i < n; i++) {
 		w = json_object_array_get_idx(ws, i);
 		if (strcmp(jstr(w, "state"), "parked") == 0 &&
-		    jint(w, "index") == 0)
+		    json_int(w, "index") == 0)
 			printf("  queue %s is PARKED (crash loop or cannot "
 			    "start); fix it and reload\n", jstr(w, "queue"));
 	}

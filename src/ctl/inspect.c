@@ -19,7 +19,6 @@
 #include "common/util.h"
 #include "ctl/ctl.h"
 
-#define REPLY_BINDINGS	"_kombu.binding.reply.celery.pidbox"
 #define DEFAULT_TIMEOUT	1.0		/* seconds, as Celery's CLI */
 #define EX_UNAVAILABLE	69		/* Celery's CLI when nobody replied */
 #define MAX_DEST	64
@@ -350,7 +349,7 @@ forget(redisContext *c, const char *member, char lists[][64])
 	redisReply	*rr;
 	int		 i;
 
-	if ((rr = redis_command(c, "SREM %s %s", REPLY_BINDINGS,
+	if ((rr = redis_command(c, "SREM %s %s", PIDBOX_REPLY_BINDINGS,
 	    member)) != NULL)
 		freeReplyObject(rr);
 	for (i = 0; i < MSG_NBUCKETS; i++)
@@ -370,9 +369,11 @@ broadcast(struct config *cfg, struct request *r)
 	double			 deadline, left;
 	int			 i, nodes = 0, rc;
 
-	if (redis_url_parse(cfg->broker, &u, err, sizeof(err)) == -1 ||
-	    (c = redis_connect(&u, 3000, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "celeriac: %s\n", err);
+	if ((c = ctl_connect(cfg->broker)) == NULL)
+		return 1;
+	/* The database number, for the channel's name. */
+	if (redis_url_parse(cfg->broker, &u, err, sizeof(err)) == -1) {
+		redisFree(c);
 		return 1;
 	}
 	msg_uuid4(oid);
@@ -387,7 +388,7 @@ broadcast(struct config *cfg, struct request *r)
 	snprintf(chan, sizeof(chan), "/%d.celery.pidbox", u.db);
 	replies = json_object_new_object();
 	rc = 1;
-	if ((rr = redis_command(c, "SADD %s %s", REPLY_BINDINGS,
+	if ((rr = redis_command(c, "SADD %s %s", PIDBOX_REPLY_BINDINGS,
 	    member)) == NULL)
 		goto out;
 	freeReplyObject(rr);

@@ -277,26 +277,6 @@ store_event_line(const struct store_event *e)
 	return b.p;
 }
 
-static const char *
-jget(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static int
-jint(json_object *o, const char *key)
-{
-	json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_int(v) :
-	    0;
-}
-
 char *
 store_event_degrade(const char *line)
 {
@@ -309,22 +289,22 @@ store_event_degrade(const char *line)
 	if ((o = json_tokener_parse(line)) == NULL)
 		return NULL;
 	memset(&e, 0, sizeof(e));
-	e.task_id = jget(o, "id");
-	e.task_name = jget(o, "task");
-	e.queue = jget(o, "queue");
-	e.host = jget(o, "host");
-	e.pid = jint(o, "pid");
-	e.retries = jint(o, "retries");
+	e.task_id = json_str(o, "id");
+	e.task_name = json_str(o, "task");
+	e.queue = json_str(o, "queue");
+	e.host = json_str(o, "host");
+	e.pid = (int)json_int(o, "pid");
+	e.retries = (int)json_int(o, "retries");
 	e.time = json_object_object_get_ex(o, "t", &v) ?
 	    json_object_get_double(v) : 0;
-	st = jget(o, "status");
+	st = json_str(o, "status");
 	for (i = 0; st != NULL && i < sizeof(status_names) /
 	    sizeof(*status_names); i++)
 		if (strcmp(st, status_names[i]) == 0)
 			break;
 	e.status = (enum store_status)i;
-	e.error_type = jget(o, "etype");
-	if (e.error_type != NULL || jget(o, "emsg") != NULL)
+	e.error_type = json_str(o, "etype");
+	if (e.error_type != NULL || json_str(o, "emsg") != NULL)
 		e.error_message = "(not storable; see the result backend)";
 	out = e.time > 0 && st != NULL && i < sizeof(status_names) /
 	    sizeof(*status_names) ? store_event_line(&e) : NULL;

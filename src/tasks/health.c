@@ -98,11 +98,9 @@ jdouble(json_object *o, const char *key)
 static const char *
 jstring(json_object *o, const char *key)
 {
-	json_object *v;
+	const char *s = json_str(o, key);
 
-	return json_object_object_get_ex(o, key, &v) &&
-	    json_object_is_type(v, json_type_string) ?
-	    json_object_get_string(v) : "";
+	return s ? s : "";
 }
 
 /* Live hosts, and per queue the workers' states, from every host. */
